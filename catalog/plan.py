@@ -1,0 +1,64 @@
+"""Map a validated event to its deliveries: which notifications fire, to whom, under which
+ledger key (NOTIFICATIONS.md 6.1)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+from catalog.recipients import Directory, Recipient, resolve
+from catalog.spec import Catalog, NotificationSpec
+from schemas.envelope import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One email of one notification instance to one recipient."""
+
+    spec: NotificationSpec
+    recipient: Recipient
+    key: str  # the 6.1 instance key, hashed: unique in the ledger, and the Message-ID's seed
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    """What one event asks for: the deliveries, and the notifications that found nobody."""
+
+    deliveries: list[Delivery]
+    without_recipients: list[NotificationSpec]
+
+
+def instance_key(notification: str, *parts: str) -> str:
+    """A stable hex digest of a notification instance key (NOTIFICATIONS.md 6.1).
+
+    Parts are length-prefixed so that no two different tuples can produce the same text.
+    """
+    digest = hashlib.sha256(notification.encode())
+    for part in parts:
+        encoded = part.encode()
+        digest.update(len(encoded).to_bytes(4, "big"))
+        digest.update(encoded)
+    return digest.hexdigest()
+
+
+def plan_event(event: Event, catalog: Catalog, directory: Directory) -> Planned:
+    deliveries: list[Delivery] = []
+    nobody: list[NotificationSpec] = []
+    data: Any = event.data
+    for spec in catalog.triggered_by(event.type):
+        if "email" not in spec.channels or not spec.condition(data):
+            continue
+        recipients = resolve(spec.recipients, data, directory)
+        if not recipients:
+            nobody.append(spec)
+            continue
+        deliveries.extend(
+            Delivery(
+                spec=spec,
+                recipient=recipient,
+                key=instance_key(spec.id, event.source, event.id, recipient.address_key),
+            )
+            for recipient in recipients
+        )
+    return Planned(deliveries=deliveries, without_recipients=nobody)

@@ -1,0 +1,309 @@
+"""Consume the five domain queues; the one place that acks, dead-letters or requeues.
+
+`Handler` is what the wiring gives the consumer: it returns normally when the delivery is done
+(ack), raises `RejectedMessage` for bad input (dead-letter a copy through `herald.dlx`, confirmed,
+then ack), and raises anything else for a failure that may pass (requeue after a backoff; the
+queue's `x-delivery-limit` is the safety net for a message that fails every time).
+Cancellation (shutdown) leaves the delivery unacked: the broker requeues it when the channel
+closes. aio-pika's `message.process()` is deliberately not used: it rejects without requeue on
+any exception, cancellation included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from aiormq.exceptions import AMQPError
+
+from consumers.delivery import InboundMessage
+from consumers.topology import DEAD_LETTER_EXCHANGE, DOMAINS, declare
+from herald.errors import RejectedMessage
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[InboundMessage], Awaitable[None]]
+ORIGINAL_ROUTING_KEY_HEADER = "x-herald-original-routing-key"
+
+
+class ConsumerObserver(Protocol):
+    """Hooks the wiring uses for metrics; the consumer never imports prometheus."""
+
+    def received(self, domain: str) -> None: ...
+    def dead_lettered(self, domain: str, reason: str) -> None: ...
+    def requeued(self, domain: str) -> None: ...
+    def handled(self, domain: str, seconds: float) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    url: str
+    prefetch: int = 64
+    connection_name: str = "herald"
+    requeue_base_seconds: float = 1.0
+    requeue_max_seconds: float = 60.0
+    publish_timeout_seconds: float = 10.0
+    connect_attempts: int = 30
+
+
+class DomainConsumers:
+    """Consumers for all five domain queues on one robust connection."""
+
+    def __init__(
+        self, options: ConsumerOptions, handler: Handler, observer: ConsumerObserver
+    ) -> None:
+        self._options = options
+        self._handler = handler
+        self._observer = observer
+        self._connection: AbstractRobustConnection | None = None
+        # Robust channels are weakly referenced by their connection: keep them here.
+        self._consume_channel: AbstractRobustChannel | None = None
+        self._publish_channel: AbstractRobustChannel | None = None
+        self._queues: dict[str, AbstractQueue] = {}
+        self._consumer_tags: dict[str, str] = {}
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._login: str | None = None
+        self._dlx: AbstractExchange | None = None
+
+    async def start(self) -> None:
+        self._connection = await connect_with_retry(
+            self._options.url, self._options.connection_name, self._options.connect_attempts
+        )
+        self._login = self._connection.url.user
+        consume_channel = await self._connection.channel()
+        assert isinstance(consume_channel, AbstractRobustChannel)
+        await consume_channel.set_qos(prefetch_count=self._options.prefetch)
+        publish_channel = await self._connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
+        assert isinstance(publish_channel, AbstractRobustChannel)
+        self._consume_channel, self._publish_channel = consume_channel, publish_channel
+        topology = await declare(consume_channel)
+        self._dlx = await publish_channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
+        for domain in DOMAINS:
+            queue = topology.queues[domain]
+            self._queues[domain] = queue
+            self._consumer_tags[domain] = await queue.consume(
+                self._consumer_for(domain), no_ack=False
+            )
+        log.info("consuming", extra={"queues": sorted(q.name for q in self._queues.values())})
+
+    @property
+    def ready(self) -> bool:
+        """True while the connection is up and every domain queue has our consumer."""
+        connection = self._connection
+        channel = self._consume_channel
+        return (
+            connection is not None
+            and connection.connected.is_set()
+            and channel is not None
+            and not channel.is_closed
+            and len(self._consumer_tags) == len(DOMAINS)
+        )
+
+    async def stop(self, grace_seconds: float) -> None:
+        """Stop taking deliveries, let in-flight ones finish within the grace, then close."""
+        for domain, tag in list(self._consumer_tags.items()):
+            try:
+                await self._queues[domain].cancel(tag)
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                log.warning("cancel failed", extra={"domain": domain, "error": repr(exc)})
+            del self._consumer_tags[domain]
+        if self._in_flight:
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
+            for task in pending:
+                task.cancel()  # their deliveries stay unacked and are requeued on close
+            if pending:
+                await asyncio.wait(pending, timeout=5)
+        if self._connection is not None:
+            await self._connection.close()
+
+    def _consumer_for(
+        self, domain: str
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._in_flight.add(task)
+            try:
+                await self._settle(domain, message)
+            finally:
+                if task is not None:
+                    self._in_flight.discard(task)
+
+        return on_message
+
+    async def _settle(self, domain: str, message: AbstractIncomingMessage) -> None:
+        """The single ack point."""
+        self._observer.received(domain)
+        started = asyncio.get_running_loop().time()
+        try:
+            await self._handler(to_inbound(message, self._queues[domain].name))
+        except RejectedMessage as rejection:
+            await self._dead_letter(domain, message, rejection)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning(
+                "processing failed, will retry",
+                extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
+                exc_info=not isinstance(exc, OSError),
+            )
+            await self._requeue_after_backoff(domain, message)
+        else:
+            await _settle_quietly(message.ack())
+        finally:
+            self._observer.handled(domain, asyncio.get_running_loop().time() - started)
+
+    async def _dead_letter(
+        self, domain: str, message: AbstractIncomingMessage, rejection: RejectedMessage
+    ) -> None:
+        copy = dead_letter_copy(message, rejection, login=self._login)
+        try:
+            if self._dlx is None:
+                raise RuntimeError("the dead-letter exchange is not ready")
+            await self._dlx.publish(
+                copy,
+                routing_key=message.routing_key or "",
+                mandatory=True,
+                timeout=self._options.publish_timeout_seconds,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # Not confirmed: never ack the original, it comes back and we try again.
+            log.error(
+                "dead-letter publish failed, requeueing",
+                extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            await self._requeue_after_backoff(domain, message)
+            return
+        await _settle_quietly(message.ack())
+        self._observer.dead_lettered(domain, rejection.reason)
+        log.warning(
+            "dead-lettered",
+            extra={
+                "domain": domain,
+                "reason": rejection.reason,
+                "detail": rejection.detail,
+                "event_id": _printable(message.message_id),
+                "event_type": _printable(message.routing_key),
+            },
+        )
+
+    async def _requeue_after_backoff(self, domain: str, message: AbstractIncomingMessage) -> None:
+        attempts = _delivery_count(message)
+        ceiling = min(
+            self._options.requeue_max_seconds,
+            self._options.requeue_base_seconds * (2 ** min(attempts, 16)),
+        )
+        await asyncio.sleep(random.uniform(ceiling / 2, ceiling))  # noqa: S311 (jitter)
+        # reject, not nack: RabbitMQ 4.3+ counts only rejects toward x-delivery-limit.
+        await _settle_quietly(message.reject(requeue=True))
+        self._observer.requeued(domain)
+
+
+async def _settle_quietly(settlement: Awaitable[None]) -> None:
+    """Ack/reject on a channel that closed meanwhile fails; the broker redelivers, and the
+    ledger makes the redelivery harmless."""
+    try:
+        await settlement
+    except (AMQPError, ConnectionError, RuntimeError) as exc:
+        log.warning("could not settle delivery", extra={"error": repr(exc)})
+
+
+def _delivery_count(message: AbstractIncomingMessage) -> int:
+    count = (message.headers or {}).get("x-delivery-count", 0)
+    return count if isinstance(count, int) else 0
+
+
+def _printable(value: str | None) -> str | None:
+    return None if value is None else value[:255].encode("ascii", "replace").decode()
+
+
+def to_inbound(message: AbstractIncomingMessage, queue: str) -> InboundMessage:
+    headers = message.headers or {}
+    routing_key = message.routing_key or ""
+    replayed_key = headers.get(ORIGINAL_ROUTING_KEY_HEADER)
+    if message.exchange == "" and isinstance(replayed_key, (str, bytes)):
+        # Replayed by Herald's dead-letter tool through the default exchange.
+        routing_key = replayed_key.decode() if isinstance(replayed_key, bytes) else replayed_key
+    return InboundMessage(
+        body=message.body,
+        routing_key=routing_key,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        message_id=message.message_id,
+        queue=queue,
+        redelivered=bool(message.redelivered),
+        delivery_count=_delivery_count(message),
+    )
+
+
+def dead_letter_copy(
+    message: AbstractIncomingMessage, rejection: RejectedMessage, login: str | None
+) -> aio_pika.Message:
+    """The original body and properties, plus the headers of EVENTS.md section 11."""
+    headers: dict[str, Any] = dict(message.headers or {})
+    headers.update(
+        {
+            "x-reject-reason": rejection.reason,
+            "x-reject-detail": rejection.detail,
+            "x-rejected-at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "x-original-exchange": message.exchange or "",
+            "x-original-routing-key": message.routing_key or "",
+            "x-rejected-by": "herald",
+        }
+    )
+    if message.expiration is not None:
+        # A per-message TTL would let the broker drop the copy from the dead-letter queue.
+        headers["x-original-expiration"] = str(message.expiration)
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        # The broker rejects a user_id that is not the publishing connection's own.
+        user_id=message.user_id if message.user_id == login else None,
+        app_id=message.app_id,
+    )
+
+
+async def connect_with_retry(
+    url: str, name: str, attempts: int, delay_seconds: float = 2.0
+) -> AbstractRobustConnection:
+    """`connect_robust` does not retry the first connect (aio-pika #202): do it here."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return await aio_pika.connect_robust(
+                url, client_properties={"connection_name": name}
+            )
+        except (AMQPError, ConnectionError, OSError) as exc:
+            if attempt == attempts:
+                raise
+            log.warning(
+                "broker not reachable, retrying",
+                extra={"attempt": attempt, "error": f"{type(exc).__name__}"},
+            )
+            await asyncio.sleep(delay_seconds)
+    raise AssertionError("unreachable")

@@ -1,0 +1,161 @@
+"""Wiring: build every stage from the settings, connect them, run until told to stop.
+
+The only module that knows all the stages. Start-up fails fast on a bad setting, config file,
+catalog entry or template, before touching the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib.metadata import PackageNotFoundError, version
+
+from aiohttp import web
+
+from catalog.registry import load_catalog
+from catalog.spec import Catalog
+from consumers.amqp import ConsumerOptions, DomainConsumers
+from herald.http import build_app, start_http
+from herald.metrics import Metrics
+from herald.pipeline import Pipeline
+from herald.settings import ConfigFile, Settings, load_config_file
+from ledger.store import SqlLedger
+from renderers.email import EmailRenderer
+from renderers.environment import Templates
+from schemas.registry import EVENT_SCHEMAS
+from senders.base import Sender
+from senders.smtp import SmtpOptions, SmtpSender
+
+log = logging.getLogger(__name__)
+
+
+def herald_version() -> str:
+    try:
+        return version("herald")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def build_catalog_and_templates() -> tuple[Catalog, Templates]:
+    """Load and cross-check the catalog and its templates; raises ConfigurationError."""
+    catalog = load_catalog()
+    catalog.check_triggers(EVENT_SCHEMAS)
+    templates = Templates()
+    templates.check([spec.id for spec in catalog])
+    return catalog, templates
+
+
+def smtp_sender(settings: Settings) -> SmtpSender:
+    return SmtpSender(
+        SmtpOptions(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            starttls=settings.smtp_starttls,
+            timeout_seconds=settings.smtp_timeout_seconds,
+            pool_size=settings.smtp_pool_size,
+            retry_base_seconds=settings.smtp_retry_base_seconds,
+        )
+    )
+
+
+@dataclass
+class Service:
+    settings: Settings
+    config: ConfigFile
+    metrics: Metrics
+    ledger: SqlLedger
+    sender: Sender
+    pipeline: Pipeline
+    consumers: DomainConsumers
+    http: web.AppRunner | None = None
+    scheduler: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.consumers.ready
+
+    async def start(self) -> None:
+        self.http = await start_http(
+            build_app(self.metrics, lambda: self.ready),
+            self.settings.http_host,
+            self.settings.http_port,
+        )
+        await self.consumers.start()
+        self.scheduler = asyncio.create_task(self._scheduler_loop(), name="herald-scheduler")
+        log.info("herald started", extra={"http_port": self.settings.http_port})
+
+    async def stop(self) -> None:
+        log.info("herald stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
+        if self.scheduler is not None:
+            self.scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.scheduler
+        await self.consumers.stop(self.settings.shutdown_grace_seconds)
+        await self.sender.close()
+        await self.ledger.close()
+        if self.http is not None:
+            await self.http.cleanup()
+        log.info("herald stopped")
+
+    async def _scheduler_loop(self) -> None:
+        """Periodic work: today, forgetting duplicate keys past their retention; reminders
+        join here (NOTIFICATIONS.md 4)."""
+        retention = timedelta(days=self.settings.dedup_retention_days)
+        while True:
+            try:
+                purged = await self.ledger.purge_processed(retention)
+                if purged:
+                    log.info("purged processed-event keys", extra={"count": purged})
+            except Exception:
+                log.exception("scheduler pass failed")
+            await asyncio.sleep(self.settings.scheduler_interval_seconds)
+
+
+async def build_service(settings: Settings, sender: Sender | None = None) -> Service:
+    config = load_config_file(settings.config)
+    catalog, templates = build_catalog_and_templates()
+    metrics = Metrics()
+    metrics.build_info.info({"version": herald_version()})
+    ledger = await SqlLedger.open(settings.database_url)
+    sender = sender or smtp_sender(settings)
+    pipeline = Pipeline(
+        catalog=catalog,
+        directory=config.recipients,
+        renderer=EmailRenderer(templates, config.brand, settings.sender),
+        sender=sender,
+        ledger=ledger,
+        metrics=metrics,
+    )
+    consumers = DomainConsumers(
+        ConsumerOptions(url=settings.amqp_url, prefetch=settings.prefetch),
+        handler=pipeline.handle,
+        observer=metrics,
+    )
+    return Service(
+        settings=settings,
+        config=config,
+        metrics=metrics,
+        ledger=ledger,
+        sender=sender,
+        pipeline=pipeline,
+        consumers=consumers,
+    )
+
+
+async def run_until_signalled(settings: Settings) -> None:
+    service = await build_service(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await service.start()
+    try:
+        await stop.wait()
+    finally:
+        await service.stop()

@@ -1,0 +1,104 @@
+"""The `herald` command line (typer): run, topology declare, dev-smtp."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import aio_pika
+import typer
+from rich.console import Console
+
+from consumers.amqp import connect_with_retry
+from consumers.topology import declare
+from herald.devsmtp import start_dev_smtp
+from herald.errors import ConfigurationError
+from herald.logs import configure_logging
+from herald.settings import load_settings
+
+app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
+topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
+app.add_typer(topology_app, name="topology")
+console = Console(stderr=True)
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]herald:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+@app.command()
+def run(
+    dev_smtp: Annotated[
+        bool, typer.Option("--dev-smtp", help="Start a local SMTP sink writing .eml files.")
+    ] = False,
+    outbox: Annotated[Path, typer.Option(help="Where --dev-smtp writes messages.")] = Path(
+        "outbox"
+    ),
+    dev_smtp_port: Annotated[int, typer.Option(help="Port of the --dev-smtp sink.")] = 8025,
+) -> None:
+    """Consume all five domains, run the scheduler and serve /metrics, /healthz, /readyz."""
+    from herald.app import run_until_signalled
+
+    controller = None
+    if dev_smtp:
+        controller = start_dev_smtp(outbox, port=dev_smtp_port)
+        os.environ["HERALD_SMTP_HOST"] = "127.0.0.1"
+        os.environ["HERALD_SMTP_PORT"] = str(dev_smtp_port)
+        console.print(f"dev SMTP sink on 127.0.0.1:{dev_smtp_port}, writing to {outbox}/")
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        asyncio.run(run_until_signalled(settings))
+    except ConfigurationError as exc:
+        _fail(str(exc))
+    finally:
+        if controller is not None:
+            controller.stop()
+
+
+@app.command("dev-smtp")
+def dev_smtp_command(
+    outbox: Annotated[Path, typer.Option(help="Where messages are written.")] = Path("outbox"),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
+) -> None:
+    """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml)."""
+    controller = start_dev_smtp(outbox, port=port)
+    console.print(f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/ (Ctrl-C to stop)")
+    try:
+        asyncio.run(_forever())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        controller.stop()
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()
+
+
+@topology_app.command("declare")
+def topology_declare() -> None:
+    """Declare exchanges, queues, bindings, DLX and DLQ exactly as EVENTS.md section 2."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _fail(str(exc))
+        return
+    asyncio.run(_declare(settings.amqp_url))
+
+
+async def _declare(url: str) -> None:
+    connection = await connect_with_retry(url, "herald-topology", attempts=5)
+    async with connection:
+        channel = await connection.channel()
+        topology = await declare(channel)
+    names = sorted([*(q.name for q in topology.queues.values()), topology.dead_letter_queue.name])
+    console.print("declared: portal.events, herald.dlx, " + ", ".join(names))
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    sys.exit(app())

@@ -1,0 +1,61 @@
+"""Herald's own exception tree; library errors are translated into it at each stage's boundary.
+
+    HeraldError
+    ├── RejectedMessage        bad input: dead-letter with a machine-readable reason, never retry
+    ├── TransientError         may succeed later: the delivery is redelivered with backoff
+    │   └── TransientSendError an SMTP connection error, timeout or 4xx reply
+    ├── PermanentError         will never succeed for this item: record it and move on
+    │   └── PermanentSendError a 5xx reply
+    └── ConfigurationError     the service itself is misconfigured (settings, catalog, templates)
+
+This module imports nothing from Herald, so every stage can depend on it.
+"""
+
+from __future__ import annotations
+
+
+class HeraldError(Exception):
+    """Base of every error Herald raises on purpose."""
+
+
+class RejectedMessage(HeraldError):
+    """A message that violates the contract; it goes to the dead-letter exchange.
+
+    `reason` is one of the codes of EVENTS.md section 11; `detail` is human-readable, names
+    failing locations only (never field values), and is cut to 1,024 characters.
+    """
+
+    MAX_DETAIL = 1024
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail[: self.MAX_DETAIL]
+        super().__init__(f"{reason}: {self.detail}")
+
+
+class TransientError(HeraldError):
+    """A failure that may go away by itself (broker, database or mail server unavailable)."""
+
+
+class PermanentError(HeraldError):
+    """A failure that retrying cannot fix for this item."""
+
+
+class TransientSendError(TransientError):
+    """The mail server could not take the message now (connection error, timeout, 4xx)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class PermanentSendError(PermanentError):
+    """The mail server refused the message for good (5xx)."""
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+class ConfigurationError(HeraldError):
+    """Herald's own configuration is wrong; start-up stops with this message."""

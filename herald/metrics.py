@@ -1,0 +1,88 @@
+"""Every Prometheus metric Herald exports, on its own registry, plus the observer the consumer
+calls. Labels are low-cardinality only: domain, reason, notification, outcome."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from consumers.topology import DOMAINS
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.events_received = Counter(
+            "herald_events_received", "Deliveries taken from a Herald queue.", ["domain"],
+            registry=r,
+        )
+        self.events_dead_lettered = Counter(
+            "herald_events_dead_lettered",
+            "Messages copied to the dead-letter exchange, by reject reason.", ["reason"],
+            registry=r,
+        )
+        self.events_ignored = Counter(
+            "herald_events_ignored",
+            "Valid events of a type the contract does not define (acked).",
+            ["domain", "reason"], registry=r,
+        )
+        self.events_duplicate = Counter(
+            "herald_events_duplicate",
+            "Events whose (source, id) was already processed (acked, no effect).", ["domain"],
+            registry=r,
+        )
+        self.events_requeued = Counter(
+            "herald_events_requeued",
+            "Deliveries requeued after a transient failure.", ["domain"], registry=r,
+        )
+        self.events_processed = Counter(
+            "herald_events_processed",
+            "Valid events whose every notification was sent, suppressed or recorded.",
+            ["domain"], registry=r,
+        )
+        self.notifications = Counter(
+            "herald_notifications",
+            "Notification deliveries by outcome "
+            "(sent, failed, suppressed, no_recipients, retrying).",
+            ["notification", "outcome"], registry=r,
+        )
+        self.send_duration = Histogram(
+            "herald_send_duration_seconds",
+            "Time to hand one email to the SMTP server, retries included.",
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.render_duration = Histogram(
+            "herald_render_duration_seconds",
+            "CPU time to render one email (templates and MIME).",
+            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
+            registry=r,
+        )
+        self.event_processing = Histogram(
+            "herald_event_processing_seconds",
+            "Time from taking a delivery to settling it.", ["domain"],
+            buckets=LATENCY_BUCKETS, registry=r,
+        )
+        self.consumers_ready = Gauge(
+            "herald_consumers_ready",
+            "1 while every domain queue has Herald's consumer attached.", registry=r,
+        )
+        self.build_info = Info("herald_build", "Herald's version.", registry=r)
+        for domain in DOMAINS:  # export zeros so rates work from the first scrape
+            self.events_received.labels(domain)
+            self.events_processed.labels(domain)
+
+    # ConsumerObserver -----------------------------------------------------------------------
+
+    def received(self, domain: str) -> None:
+        self.events_received.labels(domain).inc()
+
+    def dead_lettered(self, domain: str, reason: str) -> None:
+        self.events_dead_lettered.labels(reason).inc()
+
+    def requeued(self, domain: str) -> None:
+        self.events_requeued.labels(domain).inc()
+
+    def handled(self, domain: str, seconds: float) -> None:
+        self.event_processing.labels(domain).observe(seconds)

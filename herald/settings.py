@@ -1,0 +1,101 @@
+"""Settings from the environment (prefix `HERALD_`) and the YAML config file they point to."""
+
+from __future__ import annotations
+
+from email.headerregistry import Address
+from email.utils import parseaddr
+from pathlib import Path
+from typing import Annotated
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from catalog.config import RecipientsConfig
+from herald.errors import ConfigurationError
+from renderers.branding import BrandConfig
+
+
+class RemindersConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    send_time_utc: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:00"
+
+
+class ConfigFile(BaseModel):
+    """The file named by `HERALD_CONFIG` (NOTIFICATIONS.md 3.3, 3.4 rule 6, 4.2 rule 1)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipients: RecipientsConfig = Field(default_factory=dict)
+    brand: BrandConfig = Field(default_factory=BrandConfig)
+    reminders: RemindersConfig = Field(default_factory=RemindersConfig)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore", frozen=True)
+
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    smtp_from: str = "Herald <notifications@herald.localhost>"
+    smtp_pool_size: int = Field(default=4, ge=1, le=64)
+    smtp_timeout_seconds: float = Field(default=30.0, gt=0)
+    smtp_retry_base_seconds: float = Field(default=1.0, gt=0)
+    database_url: str = "sqlite:///herald.db"
+    http_host: str = "0.0.0.0"  # noqa: S104 (metrics and probes must be reachable)
+    http_port: int = Field(default=9464, ge=0, le=65535)
+    config: Path | None = None
+    scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    prefetch: int = Field(default=64, ge=1, le=10_000)
+    shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    dedup_retention_days: int = Field(default=8, ge=7)
+    log_level: str = "INFO"
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _single_address(cls, value: str) -> str:
+        name, address = parseaddr(value)
+        if "@" not in address or "\r" in value or "\n" in value:
+            raise ValueError("must be one email address, optionally with a display name")
+        return value
+
+    @property
+    def sender(self) -> Address:
+        name, address = parseaddr(self.smtp_from)
+        return Address(display_name=name, addr_spec=address)
+
+
+def load_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise ConfigurationError(_describe("environment (HERALD_*)", exc, env=True)) from None
+
+
+def load_config_file(path: Path | None) -> ConfigFile:
+    if path is None:
+        return ConfigFile()
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigurationError(f"HERALD_CONFIG: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigurationError(f"HERALD_CONFIG: {path} is not valid YAML: {exc}") from None
+    try:
+        return ConfigFile.model_validate(raw or {})
+    except ValidationError as exc:
+        raise ConfigurationError(_describe(f"HERALD_CONFIG {path}", exc)) from None
+
+
+def _describe(where: str, exc: ValidationError, env: bool = False) -> str:
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        location = ".".join(str(part) for part in error["loc"])
+        if env:
+            location = "HERALD_" + location.upper()
+        problems.append(f"{location}: {error['msg']}")
+    return f"invalid {where}: " + "; ".join(problems)

@@ -1,0 +1,264 @@
+"""Ledger operations: duplicate keys of processed events, and delivery claims with leases.
+
+A delivery row moves `sending` (a worker holds a lease while it sends) -> `sent` or `failed`;
+a transient failure releases it as `retrying`. A worker whose lease expired (it crashed) is
+superseded by the next redelivery, which resends with the same Message-ID: at least once for
+the crash window, exactly once otherwise.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from herald.errors import TransientError
+from ledger.engine import create_engine
+from ledger.tables import deliveries, metadata, processed_events
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ClaimState(enum.Enum):
+    NEW = "new"  # first attempt: send
+    RESUMED = "resumed"  # an earlier attempt failed or its worker died: send again
+    SENT = "sent"  # already delivered: suppress
+    FAILED = "failed"  # already failed permanently: suppress
+    BUSY = "busy"  # another worker holds the lease right now: try later
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    state: ClaimState
+    attempts: int
+    first_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    key: str
+    notification: str
+    status: str
+    attempts: int
+    message_id: str
+    detail: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    key: str
+    notification: str
+    channel: str
+    event_source: str
+    event_id: str
+    recipient: str
+    message_id: str
+
+
+class LedgerUnavailable(TransientError):
+    """The database could not be reached or answered with an error."""
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class SqlLedger:
+    def __init__(self, engine: AsyncEngine, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._dialect = engine.dialect.name
+
+    @classmethod
+    async def open(cls, url: str, clock: Clock = utc_now) -> SqlLedger:
+        ledger = cls(create_engine(url), clock)
+        await ledger.create_schema()
+        return ledger
+
+    async def create_schema(self) -> None:
+        async with self._engine.begin() as connection:
+            await connection.run_sync(metadata.create_all)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    def _insert_ignoring_conflict(self, table: Any) -> Any:
+        dialect_module = postgresql if self._dialect == "postgresql" else sqlite
+        return dialect_module.insert(table).on_conflict_do_nothing()
+
+    async def _run(self, work: Callable[[AsyncConnection], Any]) -> Any:
+        try:
+            async with self._engine.begin() as connection:
+                return await work(connection)
+        except SQLAlchemyError as exc:
+            raise LedgerUnavailable(f"ledger: {type(exc).__name__}") from exc
+        except OSError as exc:
+            raise LedgerUnavailable(f"ledger: {type(exc).__name__}") from exc
+
+    # Processed events (EVENTS.md 3.2) ---------------------------------------------------------
+
+    async def is_processed(self, source: str, event_id: str) -> bool:
+        async def work(connection: AsyncConnection) -> bool:
+            row = await connection.execute(
+                select(processed_events.c.event_id).where(
+                    processed_events.c.source == source, processed_events.c.event_id == event_id
+                )
+            )
+            return row.first() is not None
+
+        return bool(await self._run(work))
+
+    async def mark_processed(self, source: str, event_id: str, event_type: str) -> None:
+        statement = self._insert_ignoring_conflict(processed_events).values(
+            source=source, event_id=event_id, event_type=event_type, processed_at=self._clock()
+        )
+
+        async def work(connection: AsyncConnection) -> None:
+            await connection.execute(statement)
+
+        await self._run(work)
+
+    async def purge_processed(self, older_than: timedelta) -> int:
+        cutoff = self._clock() - older_than
+
+        async def work(connection: AsyncConnection) -> int:
+            result = await connection.execute(
+                delete(processed_events).where(processed_events.c.processed_at < cutoff)
+            )
+            return int(result.rowcount or 0)
+
+        return int(await self._run(work))
+
+    # Deliveries (NOTIFICATIONS.md 6.1) ---------------------------------------------------------
+
+    async def claim(self, delivery: NewDelivery, lease: timedelta) -> Claim:
+        now = self._clock()
+        lease_until = now + lease
+        row_values = {
+            "key": delivery.key,
+            "notification": delivery.notification,
+            "channel": delivery.channel,
+            "event_source": delivery.event_source,
+            "event_id": delivery.event_id,
+            "recipient": delivery.recipient,
+            "message_id": delivery.message_id,
+            "status": "sending",
+            "attempts": 1,
+            "lease_until": lease_until,
+            "first_attempt_at": now,
+            "last_attempt_at": now,
+        }
+        table = deliveries
+
+        async def work(connection: AsyncConnection) -> Claim:
+            inserted = await connection.execute(
+                self._insert_ignoring_conflict(table).values(**row_values)
+            )
+            if inserted.rowcount == 1:
+                return Claim(ClaimState.NEW, 1, now)
+            taken = await connection.execute(
+                update(table)
+                .where(
+                    table.c.key == delivery.key,
+                    or_(
+                        table.c.status == "retrying",
+                        and_(table.c.status == "sending", table.c.lease_until < now),
+                    ),
+                )
+                .values(
+                    status="sending",
+                    attempts=table.c.attempts + 1,
+                    lease_until=lease_until,
+                    last_attempt_at=now,
+                )
+            )
+            row = (
+                await connection.execute(
+                    select(table.c.status, table.c.attempts, table.c.first_attempt_at).where(
+                        table.c.key == delivery.key
+                    )
+                )
+            ).one()
+            first = _aware(row.first_attempt_at)
+            if taken.rowcount == 1:
+                return Claim(ClaimState.RESUMED, row.attempts, first)
+            state = {"sent": ClaimState.SENT, "failed": ClaimState.FAILED}.get(
+                row.status, ClaimState.BUSY
+            )
+            return Claim(state, row.attempts, first)
+
+        claim: Claim = await self._run(work)
+        return claim
+
+    async def _finish(self, key: str, status: str, detail: str | None) -> None:
+        now = self._clock()
+        values: dict[str, Any] = {"status": status, "lease_until": None, "detail": detail}
+        if status in ("sent", "failed"):
+            values["completed_at"] = now
+
+        async def work(connection: AsyncConnection) -> None:
+            await connection.execute(update(deliveries).where(deliveries.c.key == key).values(**values))
+
+        await self._run(work)
+
+    async def mark_sent(self, key: str, detail: str | None = None) -> None:
+        await self._finish(key, "sent", detail)
+
+    async def mark_failed(self, key: str, detail: str) -> None:
+        await self._finish(key, "failed", detail)
+
+    async def release(self, key: str, detail: str) -> None:
+        """A transient failure: the next delivery of the event retries at once."""
+        await self._finish(key, "retrying", detail)
+
+    async def delivery(self, key: str) -> DeliveryRecord | None:
+        async def work(connection: AsyncConnection) -> DeliveryRecord | None:
+            row = (
+                await connection.execute(select(deliveries).where(deliveries.c.key == key))
+            ).first()
+            if row is None:
+                return None
+            return DeliveryRecord(
+                key=row.key,
+                notification=row.notification,
+                status=row.status,
+                attempts=row.attempts,
+                message_id=row.message_id,
+                detail=row.detail,
+            )
+
+        record: DeliveryRecord | None = await self._run(work)
+        return record
+
+    async def deliveries_of_event(self, source: str, event_id: str) -> list[DeliveryRecord]:
+        async def work(connection: AsyncConnection) -> list[DeliveryRecord]:
+            rows = await connection.execute(
+                select(deliveries)
+                .where(deliveries.c.event_source == source, deliveries.c.event_id == event_id)
+                .order_by(deliveries.c.notification, deliveries.c.recipient)
+            )
+            return [
+                DeliveryRecord(
+                    key=row.key,
+                    notification=row.notification,
+                    status=row.status,
+                    attempts=row.attempts,
+                    message_id=row.message_id,
+                    detail=row.detail,
+                )
+                for row in rows
+            ]
+
+        records: list[DeliveryRecord] = await self._run(work)
+        return records

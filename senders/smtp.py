@@ -1,0 +1,145 @@
+"""SMTP delivery with aiosmtplib: a small pool of reused connections, error classes mapped to
+Herald's tree at this boundary, and tenacity retries for transient failures.
+
+Outcome classes (RABBITMQ-NOTES.md): connection errors, timeouts and 4xx replies are transient;
+5xx replies are permanent; 530/535 mean our credentials are wrong, which is our fault and not the
+message's, so they are transient here (the message must never be failed for it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass
+
+import aiosmtplib
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from herald.errors import PermanentSendError, TransientSendError
+from renderers.email import OutgoingEmail
+from senders.base import SendResult
+
+log = logging.getLogger(__name__)
+
+AUTHENTICATION_CODES = frozenset({530, 535})
+
+
+class SmtpAuthenticationError(TransientSendError):
+    """The server refused our credentials: a configuration fault, never the message's."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpOptions:
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout_seconds: float = 30.0
+    pool_size: int = 4
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 30.0
+    retry_attempts: int = 6
+    retry_budget_seconds: float = 120.0
+
+
+class SmtpSender:
+    """Sends through a pool of `pool_size` connections, opened lazily and reused."""
+
+    def __init__(self, options: SmtpOptions) -> None:
+        self._options = options
+        self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
+        for _ in range(options.pool_size):
+            self._idle.put_nowait(self._new_client())
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        options = self._options
+        return aiosmtplib.SMTP(
+            hostname=options.host,
+            port=options.port,
+            username=options.username,
+            password=options.password,
+            # True means required: aiosmtplib's None would silently fall back to plaintext.
+            start_tls=True if options.starttls else False,
+            tls_context=ssl.create_default_context() if options.starttls else None,
+            timeout=options.timeout_seconds,
+        )
+
+    async def send(self, email: OutgoingEmail) -> SendResult:
+        """Send once per attempt; retry transient failures with jittered exponential backoff."""
+        options = self._options
+        retrying = AsyncRetrying(
+            # tenacity's async retry sees BaseException: only our transient class is retried,
+            # so cancellation on shutdown passes straight through.
+            retry=retry_if_exception_type(TransientSendError),
+            wait=wait_random_exponential(
+                multiplier=options.retry_base_seconds, max=options.retry_max_seconds
+            ),
+            stop=stop_after_attempt(options.retry_attempts)
+            | stop_after_delay(options.retry_budget_seconds),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_once(email)
+        raise AssertionError("unreachable: tenacity reraises the last error")
+
+    async def _send_once(self, email: OutgoingEmail) -> SendResult:
+        client = await self._idle.get()
+        try:
+            if not client.is_connected:
+                await client.connect()
+            errors, response = await client.sendmail(
+                email.envelope_from, [email.envelope_to], email.content
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            refusal = exc.recipients[0]
+            raise _classify(refusal.code, "recipient refused") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            self._discard(client)
+            client = self._new_client()
+            raise _classify(exc.code, "server refused the message") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            self._discard(client)
+            client = self._new_client()
+            raise TransientSendError(f"SMTP connection failed: {type(exc).__name__}") from exc
+        except asyncio.CancelledError:
+            # Cancelled mid-conversation: the connection's state is unknown, never reuse it.
+            self._discard(client)
+            client = self._new_client()
+            raise
+        finally:
+            self._idle.put_nowait(client)
+        if errors:  # partial refusal; with one recipient per message this means all of them
+            code, _ = next(iter(errors.values()))
+            raise _classify(code, "recipient refused")
+        return SendResult(code=250, response=response)
+
+    @staticmethod
+    def _discard(client: aiosmtplib.SMTP) -> None:
+        if client.is_connected:
+            client.close()
+
+    async def close(self) -> None:
+        while not self._idle.empty():
+            client = self._idle.get_nowait()
+            if client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError):
+                    client.close()
+
+
+def _classify(code: int, what: str) -> TransientSendError | PermanentSendError:
+    if code in AUTHENTICATION_CODES:
+        return SmtpAuthenticationError(f"SMTP authentication failed ({code})", code)
+    if 400 <= code < 500:
+        return TransientSendError(f"{what} temporarily ({code})", code)
+    return PermanentSendError(f"{what} permanently ({code})", code)

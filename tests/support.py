@@ -1,0 +1,96 @@
+"""Helpers shared by the tests: build deliveries from documents, render with the real stages."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from typing import Any
+
+from catalog.plan import Planned, plan_event
+from catalog.recipients import Directory
+from catalog.registry import load_catalog
+from catalog.spec import Catalog
+from consumers.delivery import InboundMessage
+from renderers.branding import BrandConfig
+from renderers.email import EmailRenderer, OutgoingEmail
+from renderers.environment import Templates
+from schemas.decode import decode
+from schemas.envelope import Event
+from herald.settings import Settings
+
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+def inbound(document: dict[str, Any] | bytes, **overrides: Any) -> InboundMessage:
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    fields: dict[str, Any] = {
+        "body": body,
+        "routing_key": document["type"] if isinstance(document, dict) else "orders.order.placed",
+        "content_type": CONTENT_TYPE,
+        "content_encoding": None,
+        "message_id": document["id"] if isinstance(document, dict) else "x",
+        "queue": "herald.orders",
+    }
+    fields.update(overrides)
+    return InboundMessage(**fields)
+
+
+def event_of(document: dict[str, Any]) -> Event:
+    decoded = decode(inbound(document))
+    assert isinstance(decoded, Event)
+    return decoded
+
+
+_CATALOG: Catalog | None = None
+_TEMPLATES: Templates | None = None
+
+
+def catalog() -> Catalog:
+    global _CATALOG
+    if _CATALOG is None:
+        _CATALOG = load_catalog()
+    return _CATALOG
+
+
+def templates() -> Templates:
+    global _TEMPLATES
+    if _TEMPLATES is None:
+        _TEMPLATES = Templates()
+    return _TEMPLATES
+
+
+def renderer(brand: BrandConfig | None = None) -> EmailRenderer:
+    return EmailRenderer(templates(), brand or BrandConfig(), Settings().sender)
+
+
+def plan(document: dict[str, Any], directory: Directory | None = None) -> Planned:
+    return plan_event(event_of(document), catalog(), directory or {})
+
+
+def render_all(
+    document: dict[str, Any], directory: Directory | None = None, brand: BrandConfig | None = None
+) -> list[OutgoingEmail]:
+    event = event_of(document)
+    planned = plan_event(event, catalog(), directory or {})
+    email_renderer = renderer(brand)
+    return [email_renderer.render(event, delivery) for delivery in planned.deliveries]
+
+
+def parse(email: OutgoingEmail | bytes) -> EmailMessage:
+    content = email if isinstance(email, bytes) else email.content
+    parsed = message_from_bytes(content, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+def text_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def html_part(message: EmailMessage) -> str:
+    part = message.get_body(preferencelist=("html",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
