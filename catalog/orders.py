@@ -132,9 +132,11 @@ SPECS = [
             "order.storefront = partner_portal, no license plan line is new, and one has "
             "action = change_billing_period"
         ),
-        condition=lambda data: _partner_portal(data)
-        and not _plan_lines(data, "new")
-        and _plan_lines(data, "change_billing_period"),
+        condition=lambda data: (
+            _partner_portal(data)
+            and not _plan_lines(data, "new")
+            and _plan_lines(data, "change_billing_period")
+        ),
         recipients=ORDER_GROUP,
     ),
     NotificationSpec(
@@ -145,10 +147,12 @@ SPECS = [
             "order.storefront = partner_portal, no license plan line is new or changes the "
             "billing period, and one has action = change_quantity"
         ),
-        condition=lambda data: _partner_portal(data)
-        and not _plan_lines(data, "new")
-        and not _plan_lines(data, "change_billing_period")
-        and _plan_lines(data, "change_quantity"),
+        condition=lambda data: (
+            _partner_portal(data)
+            and not _plan_lines(data, "new")
+            and not _plan_lines(data, "change_billing_period")
+            and _plan_lines(data, "change_quantity")
+        ),
         recipients=ORDER_GROUP,
     ),
     NotificationSpec(

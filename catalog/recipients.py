@@ -33,7 +33,8 @@ class Recipient:
         return self.email.lower()
 
 
-Directory = Mapping[str, Mapping[str, CategoryRecipients]]
+# partner id -> category -> configured recipients
+Directory = Mapping[str, Mapping[Any, CategoryRecipients]]
 Resolver = Callable[[Any, Directory], list[Recipient]]
 
 
@@ -95,8 +96,10 @@ def _partner_account_manager(data: Any, _: Directory) -> list[Recipient]:
 
 def _vendor_account_manager(data: Any, _: Directory) -> list[Recipient]:
     customer = getattr(data, "customer", None)
-    return [] if customer is None else _person(
-        customer.vendor_account_manager, "vendor_account_manager"
+    return (
+        []
+        if customer is None
+        else _person(customer.vendor_account_manager, "vendor_account_manager")
     )
 
 
@@ -118,8 +121,9 @@ def _quote_recipient(data: Any, _: Directory) -> list[Recipient]:
 
 def _proposal_recipient(data: Any, _: Directory) -> list[Recipient]:
     recipient = getattr(data, "recipient", None)
-    return _person(recipient if recipient is not None else data.customer.contact,
-                   "proposal_recipient")
+    return _person(
+        recipient if recipient is not None else data.customer.contact, "proposal_recipient"
+    )
 
 
 def _order_contacts(data: Any, _: Directory) -> list[Recipient]:
@@ -146,8 +150,7 @@ def _provisioning_contact(data: Any, _: Directory) -> list[Recipient]:
         if offer is None or offer.provisioning_mode != "manual":
             continue
         contact = offer.provisioning_contact
-        person, line_ids = by_address.setdefault(contact.email.lower(), (contact, []))
-        line_ids.append(line.id)
+        by_address.setdefault(contact.email.lower(), (contact, []))[1].append(line.id)
     return [
         Recipient(
             email=person.email,

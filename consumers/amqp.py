@@ -28,6 +28,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aiormq.exceptions import AMQPError
+from yarl import URL
 
 from consumers.delivery import InboundMessage
 from consumers.topology import DEAD_LETTER_EXCHANGE, DOMAINS, declare
@@ -82,7 +83,7 @@ class DomainConsumers:
         self._connection = await connect_with_retry(
             self._options.url, self._options.connection_name, self._options.connect_attempts
         )
-        self._login = self._connection.url.user
+        self._login = URL(self._options.url).user
         consume_channel = await self._connection.channel()
         assert isinstance(consume_channel, AbstractRobustChannel)
         await consume_channel.set_qos(prefetch_count=self._options.prefetch)
@@ -131,9 +132,7 @@ class DomainConsumers:
         if self._connection is not None:
             await self._connection.close()
 
-    def _consumer_for(
-        self, domain: str
-    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    def _consumer_for(self, domain: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
             if task is not None:
@@ -268,6 +267,9 @@ def dead_letter_copy(
             "x-rejected-by": "herald",
         }
     )
+    if message.message_id is None:
+        # aiormq gives every publish a message_id; say that the original had none.
+        headers["x-original-message-id-absent"] = True
     if message.expiration is not None:
         # A per-message TTL would let the broker drop the copy from the dead-letter queue.
         headers["x-original-expiration"] = str(message.expiration)
@@ -295,9 +297,7 @@ async def connect_with_retry(
     """`connect_robust` does not retry the first connect (aio-pika #202): do it here."""
     for attempt in range(1, attempts + 1):
         try:
-            return await aio_pika.connect_robust(
-                url, client_properties={"connection_name": name}
-            )
+            return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
         except (AMQPError, ConnectionError, OSError) as exc:
             if attempt == attempts:
                 raise

@@ -133,7 +133,11 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         metrics=metrics,
     )
     consumers = DomainConsumers(
-        ConsumerOptions(url=settings.amqp_url, prefetch=settings.prefetch),
+        ConsumerOptions(
+            url=settings.amqp_url,
+            prefetch=settings.prefetch,
+            requeue_base_seconds=settings.requeue_base_seconds,
+        ),
         handler=pipeline.handle,
         observer=metrics,
     )

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
-import aio_pika
 import typer
 from rich.console import Console
 

@@ -19,7 +19,7 @@ class OutboxHandler:
         self.outbox = outbox
         outbox.mkdir(parents=True, exist_ok=True)
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Envelope) -> str:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
         path = self.outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
         content = envelope.original_content or b""

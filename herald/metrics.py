@@ -15,43 +15,53 @@ class Metrics:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events_received = Counter(
-            "herald_events_received", "Deliveries taken from a Herald queue.", ["domain"],
+            "herald_events_received",
+            "Deliveries taken from a Herald queue.",
+            ["domain"],
             registry=r,
         )
         self.events_dead_lettered = Counter(
             "herald_events_dead_lettered",
-            "Messages copied to the dead-letter exchange, by reject reason.", ["reason"],
+            "Messages copied to the dead-letter exchange, by reject reason.",
+            ["reason"],
             registry=r,
         )
         self.events_ignored = Counter(
             "herald_events_ignored",
             "Valid events of a type the contract does not define (acked).",
-            ["domain", "reason"], registry=r,
+            ["domain", "reason"],
+            registry=r,
         )
         self.events_duplicate = Counter(
             "herald_events_duplicate",
-            "Events whose (source, id) was already processed (acked, no effect).", ["domain"],
+            "Events whose (source, id) was already processed (acked, no effect).",
+            ["domain"],
             registry=r,
         )
         self.events_requeued = Counter(
             "herald_events_requeued",
-            "Deliveries requeued after a transient failure.", ["domain"], registry=r,
+            "Deliveries requeued after a transient failure.",
+            ["domain"],
+            registry=r,
         )
         self.events_processed = Counter(
             "herald_events_processed",
             "Valid events whose every notification was sent, suppressed or recorded.",
-            ["domain"], registry=r,
+            ["domain"],
+            registry=r,
         )
         self.notifications = Counter(
             "herald_notifications",
             "Notification deliveries by outcome "
             "(sent, failed, suppressed, no_recipients, retrying).",
-            ["notification", "outcome"], registry=r,
+            ["notification", "outcome"],
+            registry=r,
         )
         self.send_duration = Histogram(
             "herald_send_duration_seconds",
             "Time to hand one email to the SMTP server, retries included.",
-            buckets=LATENCY_BUCKETS, registry=r,
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.render_duration = Histogram(
             "herald_render_duration_seconds",
@@ -61,12 +71,15 @@ class Metrics:
         )
         self.event_processing = Histogram(
             "herald_event_processing_seconds",
-            "Time from taking a delivery to settling it.", ["domain"],
-            buckets=LATENCY_BUCKETS, registry=r,
+            "Time from taking a delivery to settling it.",
+            ["domain"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
         )
         self.consumers_ready = Gauge(
             "herald_consumers_ready",
-            "1 while every domain queue has Herald's consumer attached.", registry=r,
+            "1 while every domain queue has Herald's consumer attached.",
+            registry=r,
         )
         self.build_info = Info("herald_build", "Herald's version.", registry=r)
         for domain in DOMAINS:  # export zeros so rates work from the first scrape

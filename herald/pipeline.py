@@ -150,7 +150,7 @@ class Pipeline:
         self.metrics.notifications.labels(notification, "sent").inc()
 
 
-async def _shielded(work: "asyncio.Future[None] | asyncio.Task[None] | object") -> None:
+async def _shielded(work: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
     """Best effort bookkeeping that must not be cut short by a cancellation."""
     try:
         await asyncio.wait_for(asyncio.shield(work), timeout=2)  # type: ignore[arg-type]

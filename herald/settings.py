@@ -52,13 +52,14 @@ class Settings(BaseSettings):
     scheduler_interval_seconds: float = Field(default=60.0, gt=0)
     prefetch: int = Field(default=64, ge=1, le=10_000)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0)
+    requeue_base_seconds: float = Field(default=1.0, gt=0)
     dedup_retention_days: int = Field(default=8, ge=7)
     log_level: str = "INFO"
 
     @field_validator("smtp_from")
     @classmethod
     def _single_address(cls, value: str) -> str:
-        name, address = parseaddr(value)
+        _, address = parseaddr(value)
         if "@" not in address or "\r" in value or "\n" in value:
             raise ValueError("must be one email address, optionally with a display name")
         return value

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -208,7 +208,9 @@ class SqlLedger:
             values["completed_at"] = now
 
         async def work(connection: AsyncConnection) -> None:
-            await connection.execute(update(deliveries).where(deliveries.c.key == key).values(**values))
+            await connection.execute(
+                update(deliveries).where(deliveries.c.key == key).values(**values)
+            )
 
         await self._run(work)
 

@@ -19,9 +19,10 @@ DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
 
 def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
+    # Text parts and subjects are not HTML: escaping them would corrupt them.
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
-        autoescape=autoescape,
+        autoescape=autoescape,  # noqa: S701
         undefined=jinja2.StrictUndefined,
         auto_reload=False,
         cache_size=-1,

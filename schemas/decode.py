@@ -70,7 +70,8 @@ def _parse_json(body: bytes) -> dict[str, Any]:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
         raise RejectedMessage(
-            "malformed_json", f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+            "malformed_json",
+            f"body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
         ) from None
     except ValueError:  # e.g. an integer literal longer than Python's digit limit
         raise RejectedMessage("malformed_json", "body has a number that cannot be read") from None
@@ -97,9 +98,7 @@ def _check_type_form(event_type: str) -> None:
         )
     domain = event_type.split(".", 1)[0]
     if domain not in DOMAINS:
-        raise RejectedMessage(
-            "unknown_event_type", f"domain must be one of {', '.join(DOMAINS)}"
-        )
+        raise RejectedMessage("unknown_event_type", f"domain must be one of {', '.join(DOMAINS)}")
 
 
 def _check_transport_matches(message: InboundMessage, envelope: Envelope) -> None:

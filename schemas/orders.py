@@ -5,7 +5,16 @@ from __future__ import annotations
 from pydantic import Field
 
 from schemas.base import ContractModel
-from schemas.common import CustomerParties, Error, Order, Person, Proposal, Quote, Status, Subscription
+from schemas.common import (
+    CustomerParties,
+    Error,
+    Order,
+    Person,
+    Proposal,
+    Quote,
+    Status,
+    Subscription,
+)
 from schemas.scalars import Id, LongText
 
 

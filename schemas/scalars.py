@@ -8,9 +8,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
-_RFC3339 = re.compile(
-    r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-)
+_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 # RFC 5322 addr-spec without the obsolete forms: dot-atom or quoted-string, then a dot-atom
 # domain or a domain literal.
@@ -57,7 +55,9 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_check_addr_spec)]
 Timestamp = Annotated[datetime, BeforeValidator(parse_timestamp)]
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
-DecimalString = Annotated[str, StringConstraints(pattern=r"^-?[0-9]+(\.[0-9]{1,6})?$", max_length=40)]
+DecimalString = Annotated[
+    str, StringConstraints(pattern=r"^-?[0-9]+(\.[0-9]{1,6})?$", max_length=40)
+]
 Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_https_url)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
 

@@ -67,7 +67,7 @@ class SmtpSender:
             username=options.username,
             password=options.password,
             # True means required: aiosmtplib's None would silently fall back to plaintext.
-            start_tls=True if options.starttls else False,
+            start_tls=bool(options.starttls),
             tls_context=ssl.create_default_context() if options.starttls else None,
             timeout=options.timeout_seconds,
         )

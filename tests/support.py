@@ -12,12 +12,12 @@ from catalog.recipients import Directory
 from catalog.registry import load_catalog
 from catalog.spec import Catalog
 from consumers.delivery import InboundMessage
+from herald.settings import Settings
 from renderers.branding import BrandConfig
 from renderers.email import EmailRenderer, OutgoingEmail
 from renderers.environment import Templates
 from schemas.decode import decode
 from schemas.envelope import Event
-from herald.settings import Settings
 
 CONTENT_TYPE = "application/cloudevents+json"
 

@@ -1,0 +1,25 @@
+# The two commands of the README: `make run` and `make test`. Both set everything up first.
+.PHONY: run test lint bench setup services
+
+setup:
+	@scripts/bootstrap.sh
+
+services:
+	@scripts/ensure-services.sh
+
+## Run Herald on embedded defaults: SQLite ledger, dev SMTP sink writing ./outbox/*.eml,
+## RabbitMQ on localhost.
+run: setup services
+	.venv/bin/herald run --dev-smtp
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/mypy
+
+## The whole suite: lint, types, unit and integration tests against the real services.
+test: setup services lint
+	.venv/bin/pytest
+
+bench: setup services
+	.venv/bin/python bench/drain.py

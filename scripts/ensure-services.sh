@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Start RabbitMQ and PostgreSQL when they are not answering, then wait until both are ready.
+set -euo pipefail
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() {  # name, check command, seconds
+  local name="$1" check="$2" seconds="$3"
+  for _ in $(seq "$seconds"); do
+    if eval "$check"; then echo "$name is ready"; return 0; fi
+    sleep 1
+  done
+  echo "$name did not become ready within ${seconds}s" >&2
+  return 1
+}
+
+rabbit_ready() { port_open 5672 && rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; }
+postgres_ready() { pg_isready -q -h 127.0.0.1 -p 5432; }
+
+if ! command -v rabbitmq-server >/dev/null; then
+  echo "installing rabbitmq-server" >&2
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server
+fi
+if ! command -v pg_ctlcluster >/dev/null; then
+  echo "installing postgresql" >&2
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+fi
+
+if ! rabbit_ready; then
+  echo "starting RabbitMQ"
+  rabbitmq-server -detached || true
+fi
+if ! postgres_ready; then
+  echo "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+fi
+wait_for RabbitMQ rabbit_ready 120
+wait_for PostgreSQL postgres_ready 60

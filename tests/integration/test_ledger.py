@@ -1,0 +1,93 @@
+"""The ledger on both dialects: duplicate keys, claims, leases and outcomes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ledger.store import ClaimState, NewDelivery, SqlLedger
+
+pytestmark = pytest.mark.integration
+
+
+def delivery(key: str = "k" * 64) -> NewDelivery:
+    return NewDelivery(
+        key=key,
+        notification="order_placed",
+        channel="email",
+        event_source="/orders-service",
+        event_id="evt-1",
+        recipient="mia@northwind.example",
+        message_id="<abc@herald>",
+    )
+
+
+LEASE = timedelta(minutes=10)
+
+
+async def test_processed_keys(ledger: SqlLedger) -> None:
+    assert not await ledger.is_processed("/orders-service", "evt-1")
+    await ledger.mark_processed("/orders-service", "evt-1", "orders.order.placed")
+    await ledger.mark_processed("/orders-service", "evt-1", "orders.order.placed")  # idempotent
+    assert await ledger.is_processed("/orders-service", "evt-1")
+    assert not await ledger.is_processed("/other-service", "evt-1")
+
+
+async def test_purge_forgets_only_old_keys(ledger: SqlLedger) -> None:
+    await ledger.mark_processed("/s", "old", "orders.order.placed")
+    ledger._clock = lambda: datetime.now(UTC) + timedelta(days=9)
+    await ledger.mark_processed("/s", "new", "orders.order.placed")
+    assert await ledger.purge_processed(timedelta(days=8)) == 1
+    assert not await ledger.is_processed("/s", "old")
+    assert await ledger.is_processed("/s", "new")
+
+
+async def test_first_claim_is_new_and_a_second_is_busy_while_leased(ledger: SqlLedger) -> None:
+    assert (await ledger.claim(delivery(), LEASE)).state is ClaimState.NEW
+    assert (await ledger.claim(delivery(), LEASE)).state is ClaimState.BUSY
+
+
+async def test_sent_delivery_is_never_claimed_again(ledger: SqlLedger) -> None:
+    await ledger.claim(delivery(), LEASE)
+    await ledger.mark_sent(delivery().key, "250 OK")
+    claim = await ledger.claim(delivery(), LEASE)
+    assert claim.state is ClaimState.SENT
+    record = await ledger.delivery(delivery().key)
+    assert record is not None and (record.status, record.attempts) == ("sent", 1)
+
+
+async def test_failed_delivery_is_not_retried(ledger: SqlLedger) -> None:
+    await ledger.claim(delivery(), LEASE)
+    await ledger.mark_failed(delivery().key, "550 no such user")
+    assert (await ledger.claim(delivery(), LEASE)).state is ClaimState.FAILED
+
+
+async def test_released_delivery_is_resumed_with_attempts_counted(ledger: SqlLedger) -> None:
+    await ledger.claim(delivery(), LEASE)
+    await ledger.release(delivery().key, "451 try later")
+    claim = await ledger.claim(delivery(), LEASE)
+    assert (claim.state, claim.attempts) == (ClaimState.RESUMED, 2)
+
+
+async def test_expired_lease_of_a_crashed_worker_is_taken_over(ledger: SqlLedger) -> None:
+    await ledger.claim(delivery(), LEASE)
+    ledger._clock = lambda: datetime.now(UTC) + LEASE + timedelta(seconds=1)
+    claim = await ledger.claim(delivery(), LEASE)
+    assert claim.state is ClaimState.RESUMED
+
+
+async def test_concurrent_claims_give_exactly_one_winner(ledger: SqlLedger) -> None:
+    import asyncio
+
+    states = await asyncio.gather(*(ledger.claim(delivery(), LEASE) for _ in range(8)))
+    assert sorted(s.state.value for s in states).count("new") == 1
+    assert all(s.state in (ClaimState.NEW, ClaimState.BUSY) for s in states)
+
+
+async def test_deliveries_of_event(ledger: SqlLedger) -> None:
+    await ledger.claim(delivery("a" * 64), LEASE)
+    await ledger.claim(delivery("b" * 64), LEASE)
+    await ledger.mark_sent("a" * 64)
+    records = await ledger.deliveries_of_event("/orders-service", "evt-1")
+    assert {(r.key[0], r.status) for r in records} == {("a", "sent"), ("b", "sending")}

@@ -1,0 +1,202 @@
+"""The composed pipeline with a fake sender and a SQLite ledger: at most once per instance,
+settle-before-ack, transient versus permanent failures, and the outcome metrics."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from herald.errors import PermanentSendError, RejectedMessage, TransientSendError
+from herald.metrics import Metrics
+from herald.pipeline import DeliveryBusy, Pipeline
+from ledger.store import SqlLedger
+from schemas.examples import load_example
+from senders.memory import MemorySender
+from tests import support
+
+
+@pytest.fixture
+async def ledger(tmp_path: Path) -> AsyncIterator[SqlLedger]:
+    store = await SqlLedger.open(f"sqlite:///{tmp_path}/ledger.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def sender() -> MemorySender:
+    return MemorySender()
+
+
+@pytest.fixture
+def pipeline(ledger: SqlLedger, sender: MemorySender) -> Pipeline:
+    return Pipeline(
+        catalog=support.catalog(),
+        directory={},
+        renderer=support.renderer(),
+        sender=sender,
+        ledger=ledger,
+        metrics=Metrics(),
+    )
+
+
+def counter(pipeline: Pipeline, name: str, **labels: str) -> float:
+    value = pipeline.metrics.registry.get_sample_value(name, labels)
+    return value or 0.0
+
+
+@pytest.fixture
+def placed() -> dict[str, Any]:
+    return load_example("orders.order.placed")
+
+
+async def test_event_sends_each_recipient_once_and_is_marked_processed(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    await pipeline.handle(support.inbound(placed))
+    assert sorted(e.envelope_to for e in sender.sent) == [
+        "jonas@bluepeak.example",
+        "sara.holm@operator.example",
+    ]
+    assert await pipeline.ledger.is_processed(placed["source"], placed["id"])
+    assert (
+        counter(
+            pipeline,
+            "herald_notifications_total",
+            notification="order_confirmation_new",
+            outcome="sent",
+        )
+        == 2
+    )
+
+
+async def test_duplicate_event_has_no_effect(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    await pipeline.handle(support.inbound(placed))
+    await pipeline.handle(support.inbound(placed, redelivered=True))
+    assert len(sender.sent) == 2
+    assert counter(pipeline, "herald_events_duplicate_total", domain="orders") == 1
+
+
+async def test_same_id_from_another_source_is_a_different_event(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    await pipeline.handle(support.inbound(placed))
+    placed["source"] = "/orders-service-eu"
+    await pipeline.handle(support.inbound(placed))
+    assert len(sender.sent) == 4
+
+
+async def test_transient_failure_retries_only_the_unsent_recipient(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    sender.fail_next(TransientSendError("451 try later", 451))
+    with pytest.raises(TransientSendError):
+        await pipeline.handle(support.inbound(placed))
+    assert len(sender.sent) == 1
+    assert not await pipeline.ledger.is_processed(placed["source"], placed["id"])
+    # The broker redelivers the event: only the recipient that failed gets an email.
+    await pipeline.handle(support.inbound(placed, redelivered=True))
+    assert sorted(e.envelope_to for e in sender.sent) == [
+        "jonas@bluepeak.example",
+        "sara.holm@operator.example",
+    ]
+    assert await pipeline.ledger.is_processed(placed["source"], placed["id"])
+    assert (
+        counter(
+            pipeline,
+            "herald_notifications_total",
+            notification="order_confirmation_new",
+            outcome="retrying",
+        )
+        == 1
+    )
+
+
+async def test_permanent_failure_is_recorded_and_the_event_completes(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    sender.fail_next(PermanentSendError("550 mailbox unavailable", 550))
+    await pipeline.handle(support.inbound(placed))
+    assert len(sender.sent) == 1
+    assert await pipeline.ledger.is_processed(placed["source"], placed["id"])
+    records = await pipeline.ledger.deliveries_of_event(placed["source"], placed["id"])
+    assert sorted(r.status for r in records) == ["failed", "sent"]
+    assert (
+        counter(
+            pipeline,
+            "herald_notifications_total",
+            notification="order_confirmation_new",
+            outcome="failed",
+        )
+        == 1
+    )
+
+
+async def test_a_delivery_leased_by_another_worker_is_retried_later(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    from catalog.plan import plan_event
+    from ledger.store import NewDelivery
+
+    event = support.event_of(placed)
+    first = plan_event(event, pipeline.catalog, {}).deliveries[0]
+    await pipeline.ledger.claim(
+        NewDelivery(
+            first.key,
+            "order_confirmation_new",
+            "email",
+            event.source,
+            event.id,
+            first.recipient.email,
+            "<x@y>",
+        ),
+        pipeline.lease,
+    )
+    with pytest.raises(DeliveryBusy):
+        await pipeline.handle(support.inbound(placed))
+    assert [e.envelope_to for e in sender.sent] == ["sara.holm@operator.example"]
+
+
+async def test_event_without_recipients_is_counted(
+    pipeline: Pipeline, sender: MemorySender
+) -> None:
+    document = load_example("orders.order.placed+branding")
+    document["data"]["order"]["notify_contacts"] = []
+    await pipeline.handle(support.inbound(document))
+    assert (
+        counter(
+            pipeline,
+            "herald_notifications_total",
+            notification="branding_instructions",
+            outcome="no_recipients",
+        )
+        == 1
+    )
+    assert await pipeline.ledger.is_processed(document["source"], document["id"])
+
+
+async def test_undefined_type_is_ignored_and_counted(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    placed["type"] = "orders.order.refunded"
+    await pipeline.handle(support.inbound(placed))
+    assert sender.sent == []
+    assert (
+        counter(pipeline, "herald_events_ignored_total", domain="orders", reason="unknown_type")
+        == 1
+    )
+
+
+async def test_bad_input_is_rejected_before_any_side_effect(
+    pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    del placed["data"]["order"]["placed_by"]
+    with pytest.raises(RejectedMessage) as caught:
+        await pipeline.handle(support.inbound(placed))
+    assert caught.value.reason == "schema_violation"
+    assert sender.sent == []
+    assert not await pipeline.ledger.is_processed(placed["source"], placed["id"])
