@@ -32,7 +32,7 @@ from yarl import URL
 
 from consumers.delivery import InboundMessage
 from consumers.topology import DEAD_LETTER_EXCHANGE, DOMAINS, declare
-from herald.errors import RejectedMessage
+from herald.errors import HeraldError, RejectedMessage
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +156,14 @@ class DomainConsumers:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            expected = isinstance(exc, HeraldError)
+            # Herald's own messages carry no addresses; a library's might (and its chained
+            # traceback too), so only unexpected errors are logged with a traceback.
+            error = f"{type(exc).__name__}: {exc}" if expected else type(exc).__name__
             log.warning(
                 "processing failed, will retry",
-                extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
-                exc_info=not isinstance(exc, OSError),
+                extra={"domain": domain, "error": error},
+                exc_info=not expected,
             )
             await self._requeue_after_backoff(domain, message)
         else:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 from catalog.plan import Delivery, plan_event
 from catalog.recipients import Directory
@@ -150,10 +152,10 @@ class Pipeline:
         self.metrics.notifications.labels(notification, "sent").inc()
 
 
-async def _shielded(work: asyncio.Future[None] | asyncio.Task[None] | object) -> None:
+async def _shielded(work: Coroutine[Any, Any, None]) -> None:
     """Best effort bookkeeping that must not be cut short by a cancellation."""
     try:
-        await asyncio.wait_for(asyncio.shield(work), timeout=2)  # type: ignore[arg-type]
+        await asyncio.wait_for(asyncio.shield(work), timeout=2)
     except (TimeoutError, TransientError, asyncio.CancelledError):
         log.warning("could not release a delivery claim; its lease will expire")
 
