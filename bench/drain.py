@@ -146,14 +146,16 @@ async def preload(url: str, bodies: list[bytes]) -> None:
     await publish(url, bodies, "orders.order.placed", EVENTS_EXCHANGE)
 
 
-def herald(url: str, bodies: list[bytes], workdir: Path) -> tuple[float, float]:
+def herald(
+    url: str, bodies: list[bytes], workdir: Path, database_url: str | None
+) -> tuple[float, float]:
     asyncio.run(preload(url, bodies))
     env = {
         **os.environ,
         "HERALD_AMQP_URL": url,
         "HERALD_SMTP_HOST": "127.0.0.1",
         "HERALD_SMTP_PORT": str(SMTP_SINK_PORT),
-        "HERALD_DATABASE_URL": f"sqlite:///{workdir}/bench.db",
+        "HERALD_DATABASE_URL": database_url or f"sqlite:///{workdir}/bench.db",
         "HERALD_HTTP_PORT": str(HTTP_PORT),
         "HERALD_LOG_LEVEL": "WARNING",
         "HERALD_PREFETCH": os.environ.get("HERALD_PREFETCH", "256"),
@@ -162,12 +164,32 @@ def herald(url: str, bodies: list[bytes], workdir: Path) -> tuple[float, float]:
     process = subprocess.Popen([str(ROOT / ".venv/bin/herald"), "run"], env=env, cwd=workdir)
     try:
         wait_ready(process)
+        if os.environ.get("BENCH_PROFILE"):  # a py-spy flame graph of the drain's first seconds
+            subprocess.Popen(
+                [
+                    "py-spy",
+                    "record",
+                    "--pid",
+                    str(process.pid),
+                    "--duration",
+                    "10",
+                    "-f",
+                    "speedscope",
+                    "-o",
+                    os.environ["BENCH_PROFILE"],
+                ],
+                stdout=subprocess.DEVNULL,
+            )
         started = time.perf_counter()
         while metric_value('herald_events_processed_total{domain="orders"}') < len(bodies):
             if process.poll() is not None:
                 raise RuntimeError("herald exited while draining")
             time.sleep(0.05)
         elapsed = time.perf_counter() - started
+        with urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/metrics", timeout=5) as reply:
+            for line in reply.read().decode().splitlines():
+                if line.startswith(("herald_notifications_total", "herald_events_requeued_total")):
+                    print("  ", line)
         sent = metric_value(
             'herald_notifications_total{notification="order_confirmation_new",outcome="sent"}'
         )
@@ -180,6 +202,9 @@ def herald(url: str, bodies: list[bytes], workdir: Path) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument(
+        "--database-url", help="ledger URL (default: a fresh SQLite file); e.g. a PostgreSQL DB"
+    )
     args = parser.parse_args()
     sink = ensure_smtp_sink()
     vhost = f"herald-bench-{uuid.uuid4().hex[:8]}"
@@ -187,17 +212,19 @@ def main() -> None:
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     sink_process = subprocess.Popen(
-        [sink, "-u", "postfix", "-c", f"127.0.0.1:{SMTP_SINK_PORT}", "1024"]
+        [sink, "-u", "postfix", f"127.0.0.1:{SMTP_SINK_PORT}", "1024"],
+        stdout=subprocess.DEVNULL,
     )
     try:
         bodies = events(args.events)
         ceiling_rate = asyncio.run(ceiling(url, bodies))
         with tempfile.TemporaryDirectory() as workdir:
-            event_rate, email_rate = herald(url, bodies, Path(workdir))
+            event_rate, email_rate = herald(url, bodies, Path(workdir), args.database_url)
     finally:
         sink_process.terminate()
         rabbitmqctl("delete_vhost", vhost)
     print(f"events:                       {args.events} (2 emails each)")
+    print(f"ledger:                       {args.database_url or 'SQLite'}")
     print(f"ack-only aio-pika ceiling:    {ceiling_rate:8.0f} events/s")
     print(f"herald run, end to end:       {event_rate:8.0f} events/s ({email_rate:.0f} emails/s)")
     print(f"ratio herald / ceiling:       {event_rate / ceiling_rate:8.1%}")

@@ -20,9 +20,9 @@ from catalog.plan import Delivery, plan_event
 from catalog.recipients import Directory
 from catalog.spec import Catalog
 from consumers.delivery import InboundMessage
-from herald.errors import PermanentSendError, TransientError, TransientSendError
+from herald.errors import PermanentSendError, TransientError
 from herald.metrics import Metrics
-from ledger.store import ClaimState, NewDelivery, SqlLedger, utc_now
+from ledger.store import Claim, ClaimState, NewDelivery, Settlement, SqlLedger, utc_now
 from renderers.email import EmailRenderer
 from schemas.decode import decode
 from schemas.envelope import Event, IgnoredEvent
@@ -75,15 +75,37 @@ class Pipeline:
         planned = plan_event(event, self.catalog, self.directory)
         for spec in planned.without_recipients:
             self.metrics.notifications.labels(spec.id, "no_recipients").inc()
-        results = await asyncio.gather(
-            *(self._deliver(event, delivery) for delivery in planned.deliveries),
-            return_exceptions=True,
+        claims = await self.ledger.claim_many(
+            [self._new_delivery(event, delivery) for delivery in planned.deliveries], self.lease
         )
-        failures = [result for result in results if isinstance(result, BaseException)]
-        if failures:
-            # Everything else is settled in the ledger; the redelivery retries only these.
-            raise failures[0]
-        await self.ledger.mark_processed(event.source, event.id, event.type)
+        try:
+            attempts = await asyncio.gather(
+                *(
+                    self._attempt(event, delivery, claims[delivery.key])
+                    for delivery in planned.deliveries
+                )
+            )
+        except asyncio.CancelledError:
+            # Shutdown mid-send: whether the server took an email is unknown, so release the
+            # claims and let the redelivery send again (same Message-ID) rather than wait for
+            # the leases to run out.
+            leased = [
+                Settlement(delivery.key, "retrying", "interrupted by shutdown")
+                for delivery in planned.deliveries
+                if claims[delivery.key].state in (ClaimState.NEW, ClaimState.RESUMED)
+            ]
+            await _shielded(self.ledger.settle(leased))
+            raise
+        settlements = [attempt.settlement for attempt in attempts if attempt.settlement]
+        errors = [attempt.error for attempt in attempts if attempt.error is not None]
+        # One transaction: every outcome, and the event's duplicate key once nothing is pending.
+        await self.ledger.settle(
+            settlements, processed=None if errors else (event.source, event.id, event.type)
+        )
+        for attempt in attempts:
+            self.metrics.notifications.labels(attempt.notification, attempt.outcome).inc()
+        if errors:
+            raise errors[0]  # the broker redelivers; only unsettled deliveries are retried
         self.metrics.events_processed.labels(event.domain).inc()
         log.info(
             "event processed",
@@ -98,29 +120,29 @@ class Pipeline:
                 extra={"event_type": ignored.type, "source": ignored.source},
             )
 
-    async def _deliver(self, event: Event, delivery: Delivery) -> None:
-        notification = delivery.spec.id
-        claim = await self.ledger.claim(
-            NewDelivery(
-                key=delivery.key,
-                notification=notification,
-                channel="email",
-                event_source=event.source,
-                event_id=event.id,
-                recipient=delivery.recipient.email,
-                message_id=self.renderer.message_id(delivery.key),
-            ),
-            self.lease,
+    def _new_delivery(self, event: Event, delivery: Delivery) -> NewDelivery:
+        return NewDelivery(
+            key=delivery.key,
+            notification=delivery.spec.id,
+            channel="email",
+            event_source=event.source,
+            event_id=event.id,
+            recipient=delivery.recipient.email,
+            message_id=self.renderer.message_id(delivery.key),
         )
+
+    async def _attempt(self, event: Event, delivery: Delivery, claim: Claim) -> _Attempt:
+        """Render and send one claimed delivery; never touches the ledger itself."""
+        notification = delivery.spec.id
+        key = delivery.key
         if claim.state in (ClaimState.SENT, ClaimState.FAILED):
-            self.metrics.notifications.labels(notification, "suppressed").inc()
-            return
+            return _Attempt(notification, "suppressed")
         if claim.state is ClaimState.BUSY:
-            raise DeliveryBusy(f"{notification}: another worker is sending it")
+            busy = DeliveryBusy(f"{notification}: another worker is sending it")
+            return _Attempt(notification, "retrying", error=busy)
         if utc_now() - claim.first_attempt_at > self.retry_window:
-            await self.ledger.mark_failed(delivery.key, "transient failures for over 24 hours")
-            self.metrics.notifications.labels(notification, "failed").inc()
-            return
+            expired = Settlement(key, "failed", "transient failures for over 24 hours")
+            return _Attempt(notification, "failed", expired)
         try:
             started = time.perf_counter()
             email = self.renderer.render(event, delivery)
@@ -129,27 +151,27 @@ class Pipeline:
             result = await self.sender.send(email)
             self.metrics.send_duration.observe(time.perf_counter() - started)
         except PermanentSendError as exc:
-            await self.ledger.mark_failed(delivery.key, str(exc))
-            self.metrics.notifications.labels(notification, "failed").inc()
             log.warning(
                 "notification failed permanently",
                 extra={**_event_fields(event), "notification": notification, "error": str(exc)},
             )
-            return
-        except TransientSendError as exc:
-            await self.ledger.release(delivery.key, str(exc))
-            self.metrics.notifications.labels(notification, "retrying").inc()
-            raise
-        except asyncio.CancelledError:
-            # Shutdown mid-send: whether the server took it is unknown, so let the redelivery
-            # send it again (same Message-ID) rather than wait for the lease to run out.
-            await _shielded(self.ledger.release(delivery.key, "interrupted by shutdown"))
-            raise
+            return _Attempt(notification, "failed", Settlement(key, "failed", str(exc)))
         except Exception as exc:
-            await _shielded(self.ledger.release(delivery.key, f"{type(exc).__name__}"))
-            raise
-        await self.ledger.mark_sent(delivery.key, result.response[:500])
-        self.metrics.notifications.labels(notification, "sent").inc()
+            detail = str(exc) if isinstance(exc, TransientError) else type(exc).__name__
+            return _Attempt(
+                notification, "retrying", Settlement(key, "retrying", detail), error=exc
+            )
+        return _Attempt(notification, "sent", Settlement(key, "sent", result.response[:500]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """What became of one delivery: its metric outcome, what to write, what to raise."""
+
+    notification: str
+    outcome: str
+    settlement: Settlement | None = None
+    error: Exception | None = None
 
 
 async def _shielded(work: Coroutine[Any, Any, None]) -> None:

@@ -36,10 +36,16 @@ def async_url(url: str) -> str:
 def create_engine(url: str) -> AsyncEngine:
     resolved = async_url(url)
     if resolved.startswith("sqlite"):
-        engine = create_async_engine(resolved, connect_args={"timeout": 30})
+        # SQLite has one writer: one pooled connection queues transactions in the pool instead
+        # of letting several connections contend for the file lock with sleeping retries.
+        engine = create_async_engine(
+            resolved, connect_args={"timeout": 30}, pool_size=1, max_overflow=0, pool_timeout=60
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    return create_async_engine(resolved, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    # No pre-ping: a dropped connection fails its transaction, which is retried as a transient
+    # failure on a fresh connection (SQLAlchemy invalidates the broken one).
+    return create_async_engine(resolved, pool_size=10, max_overflow=10, pool_recycle=1800)
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

@@ -9,7 +9,7 @@ the crash window, exactly once otherwise.
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -53,6 +53,18 @@ class DeliveryRecord:
     attempts: int
     message_id: str
     detail: str | None
+
+
+_SETTLED_STATES = {"sent": ClaimState.SENT, "failed": ClaimState.FAILED}
+
+
+@dataclass(frozen=True, slots=True)
+class Settlement:
+    """The outcome of one delivery attempt: `sent`, `failed` (permanent) or `retrying`."""
+
+    key: str
+    status: str
+    detail: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,34 +155,48 @@ class SqlLedger:
     # Deliveries (NOTIFICATIONS.md 6.1) ---------------------------------------------------------
 
     async def claim(self, delivery: NewDelivery, lease: timedelta) -> Claim:
+        return (await self.claim_many([delivery], lease))[delivery.key]
+
+    async def claim_many(self, batch: Sequence[NewDelivery], lease: timedelta) -> dict[str, Claim]:
+        """Claim every delivery of one event in one transaction (three statements, whatever
+        the batch size): new rows are inserted, released or expired ones are taken over, and
+        the rest report their state."""
+        if not batch:
+            return {}
         now = self._clock()
         lease_until = now + lease
-        row_values = {
-            "key": delivery.key,
-            "notification": delivery.notification,
-            "channel": delivery.channel,
-            "event_source": delivery.event_source,
-            "event_id": delivery.event_id,
-            "recipient": delivery.recipient,
-            "message_id": delivery.message_id,
-            "status": "sending",
-            "attempts": 1,
-            "lease_until": lease_until,
-            "first_attempt_at": now,
-            "last_attempt_at": now,
-        }
         table = deliveries
+        keys = [delivery.key for delivery in batch]
+        rows = [
+            {
+                "key": delivery.key,
+                "notification": delivery.notification,
+                "channel": delivery.channel,
+                "event_source": delivery.event_source,
+                "event_id": delivery.event_id,
+                "recipient": delivery.recipient,
+                "message_id": delivery.message_id,
+                "status": "sending",
+                "attempts": 1,
+                "lease_until": lease_until,
+                "first_attempt_at": now,
+                "last_attempt_at": now,
+            }
+            for delivery in batch
+        ]
 
-        async def work(connection: AsyncConnection) -> Claim:
+        async def work(connection: AsyncConnection) -> dict[str, Claim]:
             inserted = await connection.execute(
-                self._insert_ignoring_conflict(table).values(**row_values)
+                self._insert_ignoring_conflict(table).values(rows).returning(table.c.key)
             )
-            if inserted.rowcount == 1:
-                return Claim(ClaimState.NEW, 1, now)
+            claims = {key: Claim(ClaimState.NEW, 1, now) for key in inserted.scalars()}
+            existing = [key for key in keys if key not in claims]
+            if not existing:
+                return claims
             taken = await connection.execute(
                 update(table)
                 .where(
-                    table.c.key == delivery.key,
+                    table.c.key.in_(existing),
                     or_(
                         table.c.status == "retrying",
                         and_(table.c.status == "sending", table.c.lease_until < now),
@@ -182,47 +208,66 @@ class SqlLedger:
                     lease_until=lease_until,
                     last_attempt_at=now,
                 )
+                .returning(table.c.key)
             )
-            row = (
-                await connection.execute(
-                    select(table.c.status, table.c.attempts, table.c.first_attempt_at).where(
-                        table.c.key == delivery.key
-                    )
-                )
-            ).one()
-            first = _aware(row.first_attempt_at)
-            if taken.rowcount == 1:
-                return Claim(ClaimState.RESUMED, row.attempts, first)
-            state = {"sent": ClaimState.SENT, "failed": ClaimState.FAILED}.get(
-                row.status, ClaimState.BUSY
+            resumed = set(taken.scalars())
+            states = await connection.execute(
+                select(
+                    table.c.key, table.c.status, table.c.attempts, table.c.first_attempt_at
+                ).where(table.c.key.in_(existing))
             )
-            return Claim(state, row.attempts, first)
+            for row in states:
+                if row.key in resumed:
+                    state = ClaimState.RESUMED
+                else:
+                    state = _SETTLED_STATES.get(row.status, ClaimState.BUSY)
+                claims[row.key] = Claim(state, row.attempts, _aware(row.first_attempt_at))
+            return claims
 
-        claim: Claim = await self._run(work)
-        return claim
+        claims: dict[str, Claim] = await self._run(work)
+        return claims
 
-    async def _finish(self, key: str, status: str, detail: str | None) -> None:
+    async def settle(
+        self,
+        outcomes: Sequence[Settlement],
+        processed: tuple[str, str, str] | None = None,
+    ) -> None:
+        """Record delivery outcomes and, when given (`source`, `id`, `type`), mark the event
+        processed, in one transaction."""
         now = self._clock()
-        values: dict[str, Any] = {"status": status, "lease_until": None, "detail": detail}
-        if status in ("sent", "failed"):
-            values["completed_at"] = now
+        table = deliveries
 
         async def work(connection: AsyncConnection) -> None:
-            await connection.execute(
-                update(deliveries).where(deliveries.c.key == key).values(**values)
-            )
+            for outcome in outcomes:
+                values: dict[str, Any] = {
+                    "status": outcome.status,
+                    "lease_until": None,
+                    "detail": outcome.detail,
+                }
+                if outcome.status in ("sent", "failed"):
+                    values["completed_at"] = now
+                await connection.execute(
+                    update(table).where(table.c.key == outcome.key).values(**values)
+                )
+            if processed is not None:
+                source, event_id, event_type = processed
+                await connection.execute(
+                    self._insert_ignoring_conflict(processed_events).values(
+                        source=source, event_id=event_id, event_type=event_type, processed_at=now
+                    )
+                )
 
         await self._run(work)
 
     async def mark_sent(self, key: str, detail: str | None = None) -> None:
-        await self._finish(key, "sent", detail)
+        await self.settle([Settlement(key, "sent", detail)])
 
     async def mark_failed(self, key: str, detail: str) -> None:
-        await self._finish(key, "failed", detail)
+        await self.settle([Settlement(key, "failed", detail)])
 
     async def release(self, key: str, detail: str) -> None:
         """A transient failure: the next delivery of the event retries at once."""
-        await self._finish(key, "retrying", detail)
+        await self.settle([Settlement(key, "retrying", detail)])
 
     async def delivery(self, key: str) -> DeliveryRecord | None:
         async def work(connection: AsyncConnection) -> DeliveryRecord | None:

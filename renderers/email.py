@@ -1,13 +1,11 @@
-"""Build the outgoing email of one delivery: context, templates, and a `multipart/alternative`
-`EmailMessage` serialised once, with every header value cleaned first."""
+"""Build the outgoing email of one delivery: context, templates, then the `multipart/alternative`
+message bytes (`renderers.mime`), every header value cleaned first."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email import policy
 from email.headerregistry import Address
-from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
 
@@ -15,9 +13,8 @@ from catalog.plan import Delivery
 from renderers.branding import BrandConfig
 from renderers.environment import Templates
 from renderers.headers import MAX_SUBJECT, clean_header_text
+from renderers.mime import build_alternative, encode_address, encode_text_header
 from schemas.envelope import Event
-
-_SMTP_POLICY = policy.SMTP
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +41,9 @@ class EmailRenderer:
         self._brand = brand
         self._sender = sender
         self._message_id_domain = sender.domain or "herald.invalid"
+        self._from_header = encode_address(
+            clean_header_text(sender.display_name, 200), sender.addr_spec
+        )
 
     def message_id(self, key: str) -> str:
         """Derived from the ledger key alone, so every resend of an instance carries the same
@@ -76,19 +76,18 @@ class EmailRenderer:
         subject = clean_header_text(subject, MAX_SUBJECT)
         recipient = delivery.recipient
         message_id = self.message_id(delivery.key)
-
-        message = EmailMessage(policy=_SMTP_POLICY)
-        message["From"] = self._sender
-        message["To"] = Address(
-            display_name=clean_header_text(recipient.name, 200), addr_spec=recipient.email
+        headers = [
+            ("From", self._from_header),
+            ("To", encode_address(clean_header_text(recipient.name, 200), recipient.email)),
+            ("Subject", encode_text_header(subject)),
+            ("Date", format_datetime(datetime.now(UTC))),
+            ("Message-ID", message_id),
+            ("Auto-Submitted", "auto-generated"),
+            ("X-Herald-Notification", delivery.spec.id),
+        ]
+        content = build_alternative(
+            headers, text.strip() + "\n", html, boundary=f"=_herald_{delivery.key[:32]}"
         )
-        message["Subject"] = subject
-        message["Date"] = format_datetime(datetime.now(UTC))
-        message["Message-ID"] = message_id
-        message["Auto-Submitted"] = "auto-generated"
-        message["X-Herald-Notification"] = delivery.spec.id
-        message.set_content(text.strip() + "\n", subtype="plain", cte="quoted-printable")
-        message.add_alternative(html, subtype="html", cte="quoted-printable")
         return OutgoingEmail(
             notification=delivery.spec.id,
             key=delivery.key,
@@ -96,5 +95,5 @@ class EmailRenderer:
             envelope_to=recipient.email,
             message_id=message_id,
             subject=subject,
-            content=message.as_bytes(policy=_SMTP_POLICY),
+            content=content,
         )

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.store import ClaimState, NewDelivery, SqlLedger
+from ledger.store import ClaimState, NewDelivery, Settlement, SqlLedger
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +91,31 @@ async def test_deliveries_of_event(ledger: SqlLedger) -> None:
     await ledger.mark_sent("a" * 64)
     records = await ledger.deliveries_of_event("/orders-service", "evt-1")
     assert {(r.key[0], r.status) for r in records} == {("a", "sent"), ("b", "sending")}
+
+
+async def test_claim_many_reports_each_state_in_one_call(ledger: SqlLedger) -> None:
+    await ledger.claim_many([delivery("s" * 64), delivery("r" * 64), delivery("b" * 64)], LEASE)
+    await ledger.settle(
+        [Settlement("s" * 64, "sent", "250 OK"), Settlement("r" * 64, "retrying", "451")]
+    )
+    claims = await ledger.claim_many(
+        [delivery("s" * 64), delivery("r" * 64), delivery("b" * 64), delivery("n" * 64)], LEASE
+    )
+    assert {key[0]: claim.state for key, claim in claims.items()} == {
+        "s": ClaimState.SENT,
+        "r": ClaimState.RESUMED,
+        "b": ClaimState.BUSY,
+        "n": ClaimState.NEW,
+    }
+
+
+async def test_settle_marks_the_event_processed_in_the_same_transaction(
+    ledger: SqlLedger,
+) -> None:
+    await ledger.claim_many([delivery()], LEASE)
+    await ledger.settle(
+        [Settlement(delivery().key, "sent")], processed=("/orders-service", "evt-1", "t")
+    )
+    assert await ledger.is_processed("/orders-service", "evt-1")
+    record = await ledger.delivery(delivery().key)
+    assert record is not None and record.status == "sent"
