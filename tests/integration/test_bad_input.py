@@ -189,3 +189,30 @@ async def test_service_keeps_working_after_bad_input(
     await wait_for_metric(
         service, "herald_events_dead_lettered_total", 1, reason="schema_violation"
     )
+
+
+async def test_bad_input_stays_queued_until_its_dead_letter_copy_is_confirmed(
+    amqp_url: str, smtp_server: SmtpServer, tmp_path: Any, broker: Broker
+) -> None:
+    from herald.app import build_service
+    from tests.integration.conftest import service_settings
+
+    herald = await build_service(
+        service_settings(amqp_url, smtp_server, tmp_path, requeue_base_seconds=0.05)
+    )
+    await herald.start()
+    # Given a dead-letter exchange that routes nowhere (the copy comes back unroutable)
+    dead_letters = await broker.channel.get_queue("herald.dead-letter")
+    await dead_letters.unbind("herald.dlx", routing_key="")
+    try:
+        body = b"not json"
+        await broker.publish(body, routing_key="orders.order.placed", message_id="unroutable-1")
+        # When the copy cannot be confirmed, the original is requeued, never acked
+        await wait_for_metric(herald, "herald_events_requeued_total", 2, domain="orders")
+        assert metric(herald, "herald_events_dead_lettered_total", reason="malformed_json") == 0
+        # Then, once the dead-letter queue is bound again, the message arrives there
+        await dead_letters.bind("herald.dlx", routing_key="")
+        await assert_dead_lettered(broker, herald, "unroutable-1", "malformed_json", body)
+    finally:
+        await herald.stop()
+        await dead_letters.bind("herald.dlx", routing_key="")
