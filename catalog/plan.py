@@ -4,10 +4,11 @@ ledger key (NOTIFICATIONS.md 6.1)."""
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from catalog.recipients import Directory, Recipient, resolve
+from catalog.config import WebhookTarget
+from catalog.recipients import Directory, Recipient, resolve, resolve_webhooks
 from catalog.spec import Catalog, NotificationSpec
 from schemas.envelope import Event
 
@@ -22,11 +23,21 @@ class Delivery:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookDelivery:
+    """One webhook POST of one notification instance (NOTIFICATIONS.md 6.3)."""
+
+    spec: NotificationSpec
+    target: WebhookTarget
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
 class Planned:
     """What one event asks for: the deliveries, and the notifications that found nobody."""
 
     deliveries: list[Delivery]
     without_recipients: list[NotificationSpec]
+    webhooks: list[WebhookDelivery] = field(default_factory=list)
 
 
 def instance_key(notification: str, *parts: str) -> str:
@@ -44,14 +55,25 @@ def instance_key(notification: str, *parts: str) -> str:
 
 def plan_event(event: Event, catalog: Catalog, directory: Directory) -> Planned:
     deliveries: list[Delivery] = []
+    webhooks: list[WebhookDelivery] = []
     nobody: list[NotificationSpec] = []
     data: Any = event.data
     for spec in catalog.triggered_by(event.type):
-        if "email" not in spec.channels or not spec.condition(data):
+        if not spec.condition(data):
             continue
-        recipients = resolve(spec.recipients, data, directory)
+        if "webhook" in spec.channels:
+            webhooks.extend(
+                WebhookDelivery(
+                    spec=spec,
+                    target=target,
+                    key=instance_key(spec.id, event.source, event.id, "webhook", target.url),
+                )
+                for target in resolve_webhooks(spec.recipients, data, directory)
+            )
+        recipients = resolve(spec.recipients, data, directory) if "email" in spec.channels else []
         if not recipients:
-            nobody.append(spec)
+            if not any(webhook.spec is spec for webhook in webhooks):
+                nobody.append(spec)
             continue
         deliveries.extend(
             Delivery(
@@ -61,4 +83,4 @@ def plan_event(event: Event, catalog: Catalog, directory: Directory) -> Planned:
             )
             for recipient in recipients
         )
-    return Planned(deliveries=deliveries, without_recipients=nobody)
+    return Planned(deliveries=deliveries, without_recipients=nobody, webhooks=webhooks)

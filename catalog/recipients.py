@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.config import CATEGORIES, CategoryRecipients
+from catalog.config import CATEGORIES, CategoryRecipients, WebhookTarget
 
 _CONFIG_ROLE = re.compile(r"^config\((?P<category>[a-z_]+)\)$")
 
@@ -236,4 +236,20 @@ def resolve(roles: tuple[str, ...], data: Any, directory: Directory) -> list[Rec
     for role in roles:
         for recipient in ROLES[role](data, directory):
             unique.setdefault(recipient.address_key, recipient)
+    return list(unique.values())
+
+
+def resolve_webhooks(
+    roles: tuple[str, ...], data: Any, directory: Directory
+) -> list[WebhookTarget]:
+    """The webhooks configured under the `config(<category>)` roles, deduplicated by URL."""
+    partner = getattr(data, "partner", None)
+    if partner is None:
+        return []
+    unique: dict[str, WebhookTarget] = {}
+    for role in roles:
+        category = configured_category(role)
+        entry = None if category is None else directory.get(partner.id, {}).get(category)
+        for target in entry.webhooks if entry is not None else []:
+            unique.setdefault(target.url, target)
     return list(unique.values())

@@ -29,6 +29,7 @@ from renderers.environment import Templates
 from schemas.registry import EVENT_SCHEMAS
 from senders.base import Sender
 from senders.smtp import SmtpOptions, SmtpSender
+from senders.webhook import WebhookSender, load_secrets
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,18 @@ def smtp_sender(settings: Settings) -> SmtpSender:
             retry_base_seconds=settings.smtp_retry_base_seconds,
         )
     )
+
+
+def webhook_sender_for(config: ConfigFile) -> WebhookSender | None:
+    """A sender with every configured webhook's secret loaded, or None when none is configured.
+    A missing secret stops the start."""
+    names = [
+        target.secret_name
+        for categories in config.recipients.values()
+        for entry in categories.values()
+        for target in entry.webhooks
+    ]
+    return WebhookSender(load_secrets(names)) if names else None
 
 
 @dataclass
@@ -98,6 +111,8 @@ class Service:
                 await self.scheduler
         await self.consumers.stop(self.settings.shutdown_grace_seconds)
         await self.sender.close()
+        if self.pipeline.webhook_sender is not None:
+            await self.pipeline.webhook_sender.close()
         await self.ledger.close()
         if self.http is not None:
             await self.http.cleanup()
@@ -122,6 +137,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
     catalog, templates = build_catalog_and_templates()
     metrics = Metrics()
     metrics.build_info.info({"version": herald_version()})
+    webhook_sender = webhook_sender_for(config)
     ledger = await SqlLedger.open(settings.database_url)
     sender = sender or smtp_sender(settings)
     pipeline = Pipeline(
@@ -131,6 +147,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         sender=sender,
         ledger=ledger,
         metrics=metrics,
+        webhook_sender=webhook_sender,
     )
     consumers = DomainConsumers(
         ConsumerOptions(

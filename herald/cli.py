@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.table import Table
 
 from consumers.amqp import connect_with_retry
 from consumers.topology import declare
@@ -21,6 +23,10 @@ from herald.settings import load_settings
 app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
 topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
 app.add_typer(topology_app, name="topology")
+schemas_app = typer.Typer(
+    help="The event contract as JSON Schema and AsyncAPI.", no_args_is_help=True
+)
+app.add_typer(schemas_app, name="schemas")
 console = Console(stderr=True)
 
 
@@ -97,6 +103,48 @@ async def _declare(url: str) -> None:
         topology = await declare(channel)
     names = sorted([*(q.name for q in topology.queues.values()), topology.dead_letter_queue.name])
     console.print("declared: portal.events, herald.dlx, " + ", ".join(names))
+
+
+@app.command("catalog")
+def catalog_command(
+    output_format: Annotated[
+        str, typer.Option("--format", help="table or json", case_sensitive=False)
+    ] = "table",
+) -> None:
+    """Every notification type: id, source, trigger, recipients, channel."""
+    from catalog.describe import describe
+    from catalog.registry import load_catalog
+
+    rows = describe(load_catalog())
+    if output_format.lower() == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if output_format.lower() != "table":
+        _fail("--format must be table or json")
+    table = Table(title=f"Herald notification catalog ({len(rows)} types)")
+    for column in ("id", "source", "trigger", "recipients", "channel"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        trigger = row["trigger"] + (f" where {row['when']}" if row["when"] else "")
+        table.add_row(
+            row["id"],
+            row["source"],
+            trigger,
+            ", ".join(row["recipients"]),
+            ", ".join(row["channel"]),
+        )
+    Console().print(table)
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Path) -> None:
+    """Write one JSON Schema per event type and an AsyncAPI 3.0 document into DIRECTORY."""
+    from herald.app import herald_version
+    from schemas.export import export
+    from schemas.registry import EVENT_SCHEMAS
+
+    count = export(directory, EVENT_SCHEMAS, herald_version())
+    console.print(f"wrote {count} event schemas and asyncapi.yaml to {directory}/")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -57,6 +57,12 @@ class Metrics:
             ["notification", "outcome"],
             registry=r,
         )
+        self.webhooks = Counter(
+            "herald_webhooks",
+            "Webhook deliveries by outcome (sent, suppressed, retrying, failed).",
+            ["notification", "outcome"],
+            registry=r,
+        )
         self.send_duration = Histogram(
             "herald_send_duration_seconds",
             "Time to hand one email to the SMTP server, retries included.",

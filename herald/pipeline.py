@@ -12,21 +12,23 @@ import asyncio
 import logging
 import time
 from collections.abc import Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
-from catalog.plan import Delivery, plan_event
+from catalog.plan import Delivery, WebhookDelivery, plan_event
 from catalog.recipients import Directory
 from catalog.spec import Catalog
 from consumers.delivery import InboundMessage
-from herald.errors import PermanentSendError, TransientError
+from herald.errors import ConfigurationError, HeraldError, PermanentSendError, TransientError
 from herald.metrics import Metrics
 from ledger.store import Claim, ClaimState, NewDelivery, Settlement, SqlLedger, utc_now
 from renderers.email import EmailRenderer
+from renderers.webhook import render_webhook
 from schemas.decode import decode
 from schemas.envelope import Event, IgnoredEvent
 from senders.base import Sender
+from senders.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class Pipeline:
     sender: Sender
     ledger: SqlLedger
     metrics: Metrics
+    webhook_sender: WebhookSender | None = None
     lease: timedelta = timedelta(minutes=10)
     retry_window: timedelta = timedelta(hours=24)
     _unknown_types: _OncePerHour = field(default_factory=_OncePerHour)
@@ -76,23 +79,29 @@ class Pipeline:
         for spec in planned.without_recipients:
             self.metrics.notifications.labels(spec.id, "no_recipients").inc()
         claims = await self.ledger.claim_many(
-            [self._new_delivery(event, delivery) for delivery in planned.deliveries], self.lease
+            [self._new_delivery(event, delivery) for delivery in planned.deliveries]
+            + [self._new_webhook(event, webhook) for webhook in planned.webhooks],
+            self.lease,
         )
         try:
             attempts = await asyncio.gather(
                 *(
                     self._attempt(event, delivery, claims[delivery.key])
                     for delivery in planned.deliveries
-                )
+                ),
+                *(
+                    self._attempt_webhook(event, webhook, claims[webhook.key])
+                    for webhook in planned.webhooks
+                ),
             )
         except asyncio.CancelledError:
             # Shutdown mid-send: whether the server took an email is unknown, so release the
             # claims and let the redelivery send again (same Message-ID) rather than wait for
             # the leases to run out.
             leased = [
-                Settlement(delivery.key, "retrying", "interrupted by shutdown")
-                for delivery in planned.deliveries
-                if claims[delivery.key].state in (ClaimState.NEW, ClaimState.RESUMED)
+                Settlement(key, "retrying", "interrupted by shutdown")
+                for key, claim in claims.items()
+                if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
             ]
             await _shielded(self.ledger.settle(leased))
             raise
@@ -103,7 +112,10 @@ class Pipeline:
             settlements, processed=None if errors else (event.source, event.id, event.type)
         )
         for attempt in attempts:
-            self.metrics.notifications.labels(attempt.notification, attempt.outcome).inc()
+            if attempt.channel == "webhook":
+                self.metrics.webhooks.labels(attempt.notification, attempt.outcome).inc()
+            else:
+                self.metrics.notifications.labels(attempt.notification, attempt.outcome).inc()
         if errors:
             raise errors[0]  # the broker redelivers; only unsettled deliveries are retried
         self.metrics.events_processed.labels(event.domain).inc()
@@ -131,10 +143,19 @@ class Pipeline:
             message_id=self.renderer.message_id(delivery.key),
         )
 
-    async def _attempt(self, event: Event, delivery: Delivery, claim: Claim) -> _Attempt:
-        """Render and send one claimed delivery; never touches the ledger itself."""
-        notification = delivery.spec.id
-        key = delivery.key
+    def _new_webhook(self, event: Event, webhook: WebhookDelivery) -> NewDelivery:
+        return NewDelivery(
+            key=webhook.key,
+            notification=webhook.spec.id,
+            channel="webhook",
+            event_source=event.source,
+            event_id=event.id,
+            recipient=webhook.target.url,
+            message_id=webhook.key,
+        )
+
+    def _settled_by_claim(self, notification: str, key: str, claim: Claim) -> _Attempt | None:
+        """The attempt's result when the claim alone decides it (already done, busy, expired)."""
         if claim.state in (ClaimState.SENT, ClaimState.FAILED):
             return _Attempt(notification, "suppressed")
         if claim.state is ClaimState.BUSY:
@@ -143,6 +164,35 @@ class Pipeline:
         if utc_now() - claim.first_attempt_at > self.retry_window:
             expired = Settlement(key, "failed", "transient failures for over 24 hours")
             return _Attempt(notification, "failed", expired)
+        return None
+
+    async def _attempt_webhook(
+        self, event: Event, webhook: WebhookDelivery, claim: Claim
+    ) -> _Attempt:
+        notification, key = webhook.spec.id, webhook.key
+        settled = self._settled_by_claim(notification, key, claim)
+        if settled is not None:
+            return replace(settled, channel="webhook")
+        try:
+            if self.webhook_sender is None:
+                raise ConfigurationError("webhooks are configured but no webhook sender is")
+            result = await self.webhook_sender.send(render_webhook(event, webhook))
+        except Exception as exc:
+            detail = str(exc) if isinstance(exc, HeraldError) else type(exc).__name__
+            return _Attempt(
+                notification, "retrying", Settlement(key, "retrying", detail), exc, "webhook"
+            )
+        return _Attempt(
+            notification, "sent", Settlement(key, "sent", result.response), None, "webhook"
+        )
+
+    async def _attempt(self, event: Event, delivery: Delivery, claim: Claim) -> _Attempt:
+        """Render and send one claimed delivery; never touches the ledger itself."""
+        notification = delivery.spec.id
+        key = delivery.key
+        settled = self._settled_by_claim(notification, key, claim)
+        if settled is not None:
+            return settled
         try:
             started = time.perf_counter()
             email = self.renderer.render(event, delivery)
@@ -172,6 +222,7 @@ class _Attempt:
     outcome: str
     settlement: Settlement | None = None
     error: Exception | None = None
+    channel: str = "email"
 
 
 async def _shielded(work: Coroutine[Any, Any, None]) -> None:

@@ -1,0 +1,263 @@
+"""Catalog entries of the subscriptions domain (NOTIFICATIONS.md 2.2, 28 types), with the
+reminder series of section 4.1."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from catalog.recipients import RENEWAL_GROUP
+from catalog.spec import NotificationSpec, ReminderSeries
+
+TRIAL_EVENTS = ("subscriptions.trial.started", "subscriptions.trial.extended")
+SUBSCRIPTION_EVENTS = (
+    "subscriptions.subscription.created",
+    "subscriptions.subscription.changed",
+    "subscriptions.subscription.renewed",
+)
+
+
+def _trial_kind(kind: str) -> Any:
+    return lambda data: data.trial.kind == kind
+
+
+def _trial_series(kind: str, offsets: tuple[int, ...]) -> ReminderSeries:
+    return ReminderSeries(
+        entity="trial.id",
+        anchor="trial.ends_at",
+        offsets=offsets,
+        cycle_key="trial.ends_at",
+        armed_while=_trial_kind(kind),
+        armed_while_text=f"trial.kind = {kind}",
+        arming_events=TRIAL_EVENTS,
+        ending_events=("subscriptions.trial.ended",),
+    )
+
+
+def _subscription_series(offsets: tuple[int, ...], auto_renew: bool) -> ReminderSeries:
+    return ReminderSeries(
+        entity="subscription.id",
+        anchor="subscription.term_ends_at",
+        offsets=offsets,
+        cycle_key="subscription.term_started_at",
+        armed_while=lambda data: data.subscription.auto_renew is auto_renew,
+        armed_while_text=f"subscription.auto_renew = {str(auto_renew).lower()}",
+        arming_events=SUBSCRIPTION_EVENTS,
+        ending_events=("subscriptions.subscription.terminated",),
+    )
+
+
+PLAN_EXPIRY_SERIES = ReminderSeries(
+    entity="plan.id",
+    anchor="plan.expires_at",
+    offsets=(45, 30, 15, 3),
+    cycle_key="plan.term_started_at",
+    armed_while=lambda data: data.plan.renewal_decision == "none",
+    armed_while_text="plan.renewal_decision = none",
+    arming_events=(
+        "subscriptions.plan.created",
+        "subscriptions.plan.changed",
+        "subscriptions.plan.renewed",
+        "subscriptions.plan.renewal_confirmed",
+        "subscriptions.plan.expiry_confirmed",
+    ),
+    ending_events=("subscriptions.plan.expired", "orders.order.canceled"),
+)
+
+SPECS = [
+    NotificationSpec(
+        id="subscription_changed",
+        product="marketplace",
+        trigger="subscriptions.subscription.changed",
+        recipients=("actor", "customer_contact", "reseller_contact"),
+    ),
+    NotificationSpec(
+        id="subscription_change_error",
+        product="marketplace",
+        trigger="subscriptions.subscription.change_failed",
+        recipients=("actor", "customer_contact", "reseller_contact", "distributor_contact"),
+    ),
+    NotificationSpec(
+        id="subscription_renewed",
+        product="marketplace",
+        trigger="subscriptions.subscription.renewed",
+        recipients=("customer_contact", "reseller_contact"),
+    ),
+    NotificationSpec(
+        id="subscription_renewal_error",
+        product="marketplace",
+        trigger="subscriptions.subscription.renewal_failed",
+        recipients=("customer_contact", "reseller_contact", "distributor_contact"),
+    ),
+    NotificationSpec(
+        id="subscription_auto_renewal_reminder",
+        product="marketplace",
+        kind="schedule",
+        trigger="subscriptions.subscription.created",
+        when="30 and 7 days before subscription.term_ends_at while auto_renew = true",
+        series=_subscription_series((30, 7), auto_renew=True),
+        recipients=("customer_contact", "reseller_contact"),
+    ),
+    NotificationSpec(
+        id="subscription_expiry_reminder",
+        product="marketplace",
+        kind="schedule",
+        trigger="subscriptions.subscription.created",
+        when="30, 7 and 1 days before subscription.term_ends_at while auto_renew = false",
+        series=_subscription_series((30, 7, 1), auto_renew=False),
+        recipients=("customer_contact", "reseller_contact"),
+    ),
+    NotificationSpec(
+        id="offer_trial_expiry",
+        product="marketplace",
+        kind="schedule",
+        trigger="subscriptions.trial.started",
+        when="7 and 1 days before trial.ends_at for trial.kind = offer",
+        series=_trial_series("offer", (7, 1)),
+        recipients=("customer_contact", "partner_contact"),
+    ),
+    NotificationSpec(
+        id="company_trial_created",
+        product="partner_portal",
+        trigger="subscriptions.trial.started",
+        when="trial.kind = company",
+        condition=_trial_kind("company"),
+        recipients=("partner_contact", "config(trial_activity)"),
+    ),
+    NotificationSpec(
+        id="trial_reminder_end_user",
+        product="partner_portal",
+        kind="schedule",
+        trigger="subscriptions.trial.started",
+        when="23 and 7 days before trial.ends_at for trial.kind = end_user",
+        series=_trial_series("end_user", (23, 7)),
+        recipients=("user",),
+    ),
+    NotificationSpec(
+        id="trial_extended_end_user",
+        product="partner_portal",
+        trigger="subscriptions.trial.extended",
+        when="trial.kind = end_user",
+        condition=_trial_kind("end_user"),
+        recipients=("user",),
+    ),
+    NotificationSpec(
+        id="trial_reminder_company",
+        product="partner_portal",
+        kind="schedule",
+        trigger="subscriptions.trial.started",
+        when="23 and 7 days before trial.ends_at for trial.kind = company",
+        series=_trial_series("company", (23, 7)),
+        recipients=("customer_contact", "config(trial_activity)"),
+    ),
+    NotificationSpec(
+        id="trial_extended_company",
+        product="partner_portal",
+        trigger="subscriptions.trial.extended",
+        when="trial.kind = company",
+        condition=_trial_kind("company"),
+        recipients=("customer_contact", "config(trial_activity)"),
+    ),
+    NotificationSpec(
+        id="trial_ended_company",
+        product="partner_portal",
+        trigger="subscriptions.trial.ended",
+        when="trial.kind = company and reason is not converted",
+        condition=lambda data: data.trial.kind == "company" and data.reason != "converted",
+        recipients=("customer_contact", "config(trial_activity)"),
+    ),
+    NotificationSpec(
+        id="plan_will_be_renewed",
+        product="partner_portal",
+        trigger="subscriptions.plan.renewal_confirmed",
+        recipients=RENEWAL_GROUP,
+    ),
+    NotificationSpec(
+        id="plan_will_not_be_renewed",
+        product="partner_portal",
+        trigger="subscriptions.plan.expiry_confirmed",
+        recipients=RENEWAL_GROUP,
+    ),
+    NotificationSpec(
+        id="plan_expiry_reminder",
+        product="partner_portal",
+        kind="schedule",
+        trigger="subscriptions.plan.created",
+        when="45, 30, 15 and 3 days before plan.expires_at while renewal_decision = none",
+        series=PLAN_EXPIRY_SERIES,
+        recipients=RENEWAL_GROUP,
+    ),
+    NotificationSpec(
+        id="plan_renewed",
+        product="partner_portal",
+        trigger="subscriptions.plan.renewed",
+        recipients=RENEWAL_GROUP,
+    ),
+    NotificationSpec(
+        id="plan_expired",
+        product="partner_portal",
+        trigger="subscriptions.plan.expired",
+        recipients=RENEWAL_GROUP,
+    ),
+    NotificationSpec(
+        id="otj_license_added",
+        product="partner_portal",
+        trigger="subscriptions.otj_license.added",
+        recipients=("config(otj_distribution)",),
+    ),
+    NotificationSpec(
+        id="otj_license_renewal",
+        product="partner_portal",
+        trigger="subscriptions.plan.renewal_confirmed",
+        when="plan.includes_otj = true",
+        condition=lambda data: data.plan.includes_otj is True,
+        recipients=("config(otj_distribution)",),
+    ),
+    NotificationSpec(
+        id="team_room_activated",
+        product="partner_portal",
+        trigger="subscriptions.team_room.activated",
+        recipients=("customer_contact", "config(team_rooms)"),
+    ),
+    NotificationSpec(
+        id="team_room_deactivated",
+        product="partner_portal",
+        trigger="subscriptions.team_room.deactivated",
+        recipients=("customer_contact", "config(team_rooms)"),
+    ),
+    NotificationSpec(
+        id="endpoint_enabled",
+        product="partner_portal",
+        trigger="subscriptions.endpoint.activated",
+        recipients=("partner_contact", "customer_contact"),
+    ),
+    NotificationSpec(
+        id="endpoint_disabled",
+        product="partner_portal",
+        trigger="subscriptions.endpoint.deactivated",
+        recipients=("partner_contact", "customer_contact"),
+    ),
+    NotificationSpec(
+        id="classic_subscription_reactivated",
+        product="partner_portal",
+        trigger="subscriptions.classic_subscription.activated",
+        recipients=("partner_contact",),
+    ),
+    NotificationSpec(
+        id="classic_subscription_deactivated",
+        product="partner_portal",
+        trigger="subscriptions.classic_subscription.deactivated",
+        recipients=("partner_contact",),
+    ),
+    NotificationSpec(
+        id="invitation_code_activated",
+        product="partner_portal",
+        trigger="subscriptions.invitation_code.created",
+        recipients=("partner_contact", "customer_contact"),
+    ),
+    NotificationSpec(
+        id="invitation_code_deactivated",
+        product="partner_portal",
+        trigger="subscriptions.invitation_code.deactivated",
+        recipients=("partner_contact", "customer_contact"),
+    ),
+]
