@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from catalog import orders
+from catalog import catalog_domain, interop, orders, subscriptions, users
 from catalog.recipients import is_known_role
 from catalog.spec import Catalog, NotificationSpec
 
-ALL_SPECS: list[NotificationSpec] = [*orders.SPECS]
+ALL_SPECS: list[NotificationSpec] = [
+    *orders.SPECS,
+    *subscriptions.SPECS,
+    *users.SPECS,
+    *interop.SPECS,
+    *catalog_domain.SPECS,
+]
 
 
 def load_catalog() -> Catalog:

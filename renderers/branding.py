@@ -6,6 +6,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from schemas.scalars import Url
+
 BrandName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 
 
@@ -15,11 +17,23 @@ class PartnerBrand(BaseModel):
     name: BrandName
 
 
+class Links(BaseModel):
+    """Sign-in pages the emails point to ("sign-in link (configuration)" in the catalog)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner_portal: Url = "https://partners.cloudportal.example/sign-in"
+    analytics: Url = "https://analytics.cloudportal.example/sign-in"
+    service: Url = "https://service.cloudportal.example/sign-in"
+    marketplace: Url = "https://marketplace.cloudportal.example/sign-in"
+
+
 class BrandConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     default: BrandName = "Cloud Portal"
     partners: dict[str, PartnerBrand] = Field(default_factory=dict)
+    links: Links = Field(default_factory=Links)
 
     def name_for(self, data: Any) -> str:
         """The branded partner is `data.partner`, else `data.organization` when it is a reseller

@@ -61,6 +61,7 @@ class EmailRenderer:
             notification=delivery.spec.id,
             recipient=delivery.recipient,
             brand=self._brand.name_for(data),
+            links=self._brand.links,
             change_count=len(changes) if isinstance(changes, list) else 0,
         )
         if extras:

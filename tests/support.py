@@ -12,6 +12,7 @@ from catalog.recipients import Directory
 from catalog.registry import load_catalog
 from catalog.spec import Catalog
 from consumers.delivery import InboundMessage
+from herald.preview import applies, render_preview
 from herald.settings import Settings
 from renderers.branding import BrandConfig
 from renderers.email import EmailRenderer, OutgoingEmail
@@ -71,10 +72,26 @@ def plan(document: dict[str, Any], directory: Directory | None = None) -> Planne
 def render_all(
     document: dict[str, Any], directory: Directory | None = None, brand: BrandConfig | None = None
 ) -> list[OutgoingEmail]:
+    """The emails the pipeline would send for `document`."""
     event = event_of(document)
     planned = plan_event(event, catalog(), directory or {})
     email_renderer = renderer(brand)
     return [email_renderer.render(event, delivery) for delivery in planned.deliveries]
+
+
+def render_every_kind(
+    document: dict[str, Any], directory: Directory | None = None
+) -> list[OutgoingEmail]:
+    """Every email `document` can produce: its event notifications, and the reminders it arms
+    and threshold alerts it is evaluated for, rendered as previews."""
+    event = event_of(document)
+    email_renderer = renderer()
+    return [
+        email
+        for spec in catalog()
+        if applies(spec, event)
+        for email in render_preview(spec, event, email_renderer, directory or {})
+    ]
 
 
 def parse(email: OutgoingEmail | bytes) -> EmailMessage:

@@ -5,15 +5,33 @@ from __future__ import annotations
 
 import pytest
 
+from catalog.config import CATEGORIES, CategoryRecipients
 from schemas.examples import example_names, load_example
 from tests import support
 
 EXAMPLES = example_names()
 
 
+def _configured_everywhere() -> dict[str, dict[str, CategoryRecipients]]:
+    """Configured copies for every partner of every example, so config-only notifications
+    (OTJ distribution, catalog changes) render too."""
+    partners = set()
+    for name in EXAMPLES:
+        partner = load_example(name)["data"].get("partner")
+        if partner:
+            partners.add(partner["id"])
+    entry = CategoryRecipients(emails=["copies@partner.example"])
+    return {partner: dict.fromkeys(CATEGORIES, entry) for partner in partners}
+
+
+DIRECTORY = _configured_everywhere()
+
+
 def test_every_notification_is_rendered_by_some_example() -> None:
     rendered = {
-        email.notification for name in EXAMPLES for email in support.render_all(load_example(name))
+        email.notification
+        for name in EXAMPLES
+        for email in support.render_every_kind(load_example(name), DIRECTORY)
     }
     missing = {spec.id for spec in support.catalog()} - rendered
     assert not missing, f"no example event triggers: {sorted(missing)}"
@@ -21,7 +39,7 @@ def test_every_notification_is_rendered_by_some_example() -> None:
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_renders_complete_emails(name: str) -> None:
-    for email in support.render_all(load_example(name)):
+    for email in support.render_every_kind(load_example(name), DIRECTORY):
         message = support.parse(email)
         assert message.get_content_type() == "multipart/alternative"
         assert message["Subject"] == email.subject
