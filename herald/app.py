@@ -134,10 +134,10 @@ class Service:
 
 async def build_service(settings: Settings, sender: Sender | None = None) -> Service:
     config = load_config_file(settings.config)
+    webhook_sender = webhook_sender_for(config)
     catalog, templates = build_catalog_and_templates()
     metrics = Metrics()
     metrics.build_info.info({"version": herald_version()})
-    webhook_sender = webhook_sender_for(config)
     ledger = await SqlLedger.open(settings.database_url)
     sender = sender or smtp_sender(settings)
     pipeline = Pipeline(
