@@ -4,6 +4,7 @@ ledger key (NOTIFICATIONS.md 6.1)."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,7 @@ class Delivery:
     spec: NotificationSpec
     recipient: Recipient
     key: str  # the 6.1 instance key, hashed: unique in the ledger, and the Message-ID's seed
+    extras: Mapping[str, Any] = field(default_factory=dict)  # {days}, {usage_percent}
 
 
 @dataclass(frozen=True, slots=True)

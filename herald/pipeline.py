@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from catalog.plan import Delivery, WebhookDelivery, plan_event
 from catalog.recipients import Directory
@@ -31,6 +31,18 @@ from senders.base import Sender
 from senders.webhook import WebhookSender
 
 log = logging.getLogger(__name__)
+
+
+class ReminderHook(Protocol):
+    async def apply(self, event: Event) -> None:
+        """Apply an event to the reminder series it arms, updates or ends."""
+        ...
+
+
+class ThresholdHook(Protocol):
+    async def deliveries(self, event: Event) -> list[Delivery]:
+        """The threshold alerts this event fires, recorded under their keys."""
+        ...
 
 
 class DeliveryBusy(TransientError):
@@ -61,6 +73,8 @@ class Pipeline:
     ledger: SqlLedger
     metrics: Metrics
     webhook_sender: WebhookSender | None = None
+    reminders: ReminderHook | None = None
+    thresholds: ThresholdHook | None = None
     lease: timedelta = timedelta(minutes=10)
     retry_window: timedelta = timedelta(hours=24)
     _unknown_types: _OncePerHour = field(default_factory=_OncePerHour)
@@ -75,23 +89,45 @@ class Pipeline:
             self.metrics.events_duplicate.labels(event.domain).inc()
             log.info("duplicate event", extra=_event_fields(event))
             return
+        # Step 8 of EVENTS.md section 1: reminder schedules and threshold state.
+        if self.reminders is not None:
+            await self.reminders.apply(event)
+        alerts = [] if self.thresholds is None else await self.thresholds.deliveries(event)
         planned = plan_event(event, self.catalog, self.directory)
         for spec in planned.without_recipients:
             self.metrics.notifications.labels(spec.id, "no_recipients").inc()
+        deliveries = planned.deliveries + alerts
+        errors = await self.deliver(
+            event, deliveries, planned.webhooks, processed=(event.source, event.id, event.type)
+        )
+        if errors:
+            raise errors[0]  # the broker redelivers; only unsettled deliveries are retried
+        self.metrics.events_processed.labels(event.domain).inc()
+        log.info(
+            "event processed",
+            extra={**_event_fields(event), "deliveries": len(deliveries)},
+        )
+
+    async def deliver(
+        self,
+        event: Event,
+        deliveries: Sequence[Delivery],
+        webhooks: Sequence[WebhookDelivery] = (),
+        processed: tuple[str, str, str] | None = None,
+    ) -> list[Exception]:
+        """Claim, send and settle deliveries; return the errors of those left for a retry.
+        `processed` marks the event done in the same transaction, when nothing is left."""
         claims = await self.ledger.claim_many(
-            [self._new_delivery(event, delivery) for delivery in planned.deliveries]
-            + [self._new_webhook(event, webhook) for webhook in planned.webhooks],
+            [self._new_delivery(event, delivery) for delivery in deliveries]
+            + [self._new_webhook(event, webhook) for webhook in webhooks],
             self.lease,
         )
         try:
             attempts = await asyncio.gather(
-                *(
-                    self._attempt(event, delivery, claims[delivery.key])
-                    for delivery in planned.deliveries
-                ),
+                *(self._attempt(event, delivery, claims[delivery.key]) for delivery in deliveries),
                 *(
                     self._attempt_webhook(event, webhook, claims[webhook.key])
-                    for webhook in planned.webhooks
+                    for webhook in webhooks
                 ),
             )
         except asyncio.CancelledError:
@@ -108,21 +144,13 @@ class Pipeline:
         settlements = [attempt.settlement for attempt in attempts if attempt.settlement]
         errors = [attempt.error for attempt in attempts if attempt.error is not None]
         # One transaction: every outcome, and the event's duplicate key once nothing is pending.
-        await self.ledger.settle(
-            settlements, processed=None if errors else (event.source, event.id, event.type)
-        )
+        await self.ledger.settle(settlements, processed=None if errors else processed)
         for attempt in attempts:
             if attempt.channel == "webhook":
                 self.metrics.webhooks.labels(attempt.notification, attempt.outcome).inc()
             else:
                 self.metrics.notifications.labels(attempt.notification, attempt.outcome).inc()
-        if errors:
-            raise errors[0]  # the broker redelivers; only unsettled deliveries are retried
-        self.metrics.events_processed.labels(event.domain).inc()
-        log.info(
-            "event processed",
-            extra={**_event_fields(event), "deliveries": len(planned.deliveries)},
-        )
+        return errors
 
     def _ignore(self, ignored: IgnoredEvent) -> None:
         self.metrics.events_ignored.labels(ignored.domain, "unknown_type").inc()
@@ -195,7 +223,7 @@ class Pipeline:
             return settled
         try:
             started = time.perf_counter()
-            email = self.renderer.render(event, delivery)
+            email = self.renderer.render(event, delivery, dict(delivery.extras))
             self.metrics.render_duration.observe(time.perf_counter() - started)
             started = time.perf_counter()
             result = await self.sender.send(email)

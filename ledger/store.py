@@ -109,6 +109,17 @@ class SqlLedger:
         dialect_module = postgresql if self._dialect == "postgresql" else sqlite
         return dialect_module.insert(table).on_conflict_do_nothing()
 
+    @property
+    def dialect(self) -> str:
+        return self._dialect
+
+    def now(self) -> datetime:
+        return self._clock()
+
+    async def run(self, work: Callable[[AsyncConnection], Any]) -> Any:
+        """Run `work` in one transaction; database errors become `LedgerUnavailable`."""
+        return await self._run(work)
+
     async def _run(self, work: Callable[[AsyncConnection], Any]) -> Any:
         try:
             async with self._engine.begin() as connection:

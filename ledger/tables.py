@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
+    Date,
     DateTime,
     Index,
     Integer,
@@ -12,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -46,4 +49,57 @@ deliveries = Table(
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("detail", Text, nullable=True),
     Index("ix_deliveries_event", "event_source", "event_id"),
+)
+
+# The latest applied state of an entity that reminder series hang on (NOTIFICATIONS.md 4):
+# the event whose `data` renders its reminders and decides whether they are still due.
+entity_states = Table(
+    "entity_states",
+    metadata,
+    Column("entity", String(64), nullable=False),  # the series' entity path, e.g. "plan.id"
+    Column("entity_id", String(128), nullable=False),
+    Column("event_type", String(255), nullable=False),
+    Column("event_source", String(1024), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("event_time", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=False),  # the event's `data` as received (JSON)
+    Column("ended", Boolean, nullable=False, default=False),
+    PrimaryKeyConstraint("entity", "entity_id", name="pk_entity_states"),
+)
+
+# One row per reminder instance; the unique key makes a second firing impossible (4.2 rule 10).
+reminders = Table(
+    "reminders",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("notification", String(100), nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    Column("cycle_key", String(64), nullable=False),
+    Column("offset_days", Integer, nullable=False),
+    Column("fire_date", Date, nullable=False),
+    Column("status", String(20), nullable=False),  # pending, firing, sent, cancelled, missed
+    Column("lease_until", DateTime(timezone=True), nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint(
+        "notification", "entity_id", "cycle_key", "offset_days", name="uq_reminder_instance"
+    ),
+    Index("ix_reminders_due", "status", "fire_date"),
+    Index("ix_reminders_entity", "entity", "entity_id"),
+)
+
+# Which threshold fired for which (subscription, billing period), and by which event (5 rule 8).
+threshold_alerts = Table(
+    "threshold_alerts",
+    metadata,
+    Column("notification", String(100), nullable=False),
+    Column("subscription_id", String(128), nullable=False),
+    Column("period_start", String(64), nullable=False),
+    Column("event_source", String(1024), nullable=False),
+    Column("event_id", String(255), nullable=False),
+    Column("outcome", String(20), nullable=False),  # sent or suppressed
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    PrimaryKeyConstraint(
+        "notification", "subscription_id", "period_start", name="pk_threshold_alerts"
+    ),
 )
