@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,9 @@ class HookServer:
 
 
 @pytest.fixture
-async def hook_server(unused_tcp_port: int) -> AsyncIterator[HookServer]:
-    server = HookServer(url=f"http://127.0.0.1:{unused_tcp_port}/catalog")
+async def hook_server(unused_tcp_port_factory: Callable[[], int]) -> AsyncIterator[HookServer]:
+    port = unused_tcp_port_factory()
+    server = HookServer(url=f"http://127.0.0.1:{port}/catalog")
 
     async def receive(request: web.Request) -> web.Response:
         server.requests.append((dict(request.headers), await request.read()))
@@ -54,7 +55,7 @@ async def hook_server(unused_tcp_port: int) -> AsyncIterator[HookServer]:
     app.router.add_post("/catalog", receive)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
     yield server
     await runner.cleanup()
 
@@ -108,7 +109,7 @@ def _config(tmp_path: Path, url: str) -> Path:
     path = tmp_path / "herald.yaml"
     path.write_text(
         "recipients:\n"
-        "  org-1204:\n"
+        "  org-2210:\n"
         "    catalog_changes:\n"
         "      emails: [catalog@bluepeak.example]\n"
         "      webhooks:\n"
@@ -149,7 +150,7 @@ async def test_catalog_change_reaches_email_and_webhook_once(
     await herald.start()
     try:
         document = load_example("catalog.catalog.changed")
-        assert document["data"]["partner"]["id"] == "org-1204"
+        assert document["data"]["partner"]["id"] == "org-2210"
         # When the event arrives twice (a publisher retransmit)
         await broker.publish(document)
         await wait_for_metric(herald, "herald_events_processed_total", 1, domain="catalog")
@@ -166,7 +167,7 @@ async def test_catalog_change_reaches_email_and_webhook_once(
         assert cloud_event["source"] == "/herald"
         assert cloud_event["time"] == document["time"]
         assert cloud_event["data"]["partner"] == {
-            "id": "org-1204",
+            "id": "org-2210",
             "name": document["data"]["partner"]["name"],
         }
         assert len(cloud_event["data"]["changes"]) == len(document["data"]["changes"])
