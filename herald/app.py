@@ -22,7 +22,10 @@ from consumers.amqp import ConsumerOptions, DomainConsumers
 from herald.http import build_app, start_http
 from herald.metrics import Metrics
 from herald.pipeline import Pipeline
+from herald.reminders import ReminderScheduler
 from herald.settings import ConfigFile, Settings, load_config_file
+from herald.thresholds import ThresholdAlerts
+from ledger.schedules import ScheduleStore
 from ledger.store import SqlLedger
 from renderers.email import EmailRenderer
 from renderers.environment import Templates
@@ -86,6 +89,7 @@ class Service:
     sender: Sender
     pipeline: Pipeline
     consumers: DomainConsumers
+    reminders: ReminderScheduler
     http: web.AppRunner | None = None
     scheduler: asyncio.Task[None] | None = None
 
@@ -119,11 +123,12 @@ class Service:
         log.info("herald stopped")
 
     async def _scheduler_loop(self) -> None:
-        """Periodic work: today, forgetting duplicate keys past their retention; reminders
-        join here (NOTIFICATIONS.md 4)."""
+        """Periodic work: send due reminders (NOTIFICATIONS.md 4) and forget duplicate keys past
+        their retention. Safe with several replicas on one ledger."""
         retention = timedelta(days=self.settings.dedup_retention_days)
         while True:
             try:
+                await self.reminders.run_pass(self.pipeline.deliver)
                 purged = await self.ledger.purge_processed(retention)
                 if purged:
                     log.info("purged processed-event keys", extra={"count": purged})
@@ -139,6 +144,18 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
     metrics = Metrics()
     metrics.build_info.info({"version": herald_version()})
     ledger = await SqlLedger.open(settings.database_url)
+    schedules = ScheduleStore(ledger)
+    reminders = ReminderScheduler(
+        catalog=catalog,
+        store=schedules,
+        directory=config.recipients,
+        schemas=EVENT_SCHEMAS,
+        metrics=metrics,
+        send_time=config.reminders.send_time,
+    )
+    thresholds = ThresholdAlerts(
+        catalog=catalog, store=schedules, directory=config.recipients, metrics=metrics
+    )
     sender = sender or smtp_sender(settings)
     pipeline = Pipeline(
         catalog=catalog,
@@ -148,6 +165,8 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         ledger=ledger,
         metrics=metrics,
         webhook_sender=webhook_sender,
+        reminders=reminders,
+        thresholds=thresholds,
     )
     consumers = DomainConsumers(
         ConsumerOptions(
@@ -166,6 +185,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         sender=sender,
         pipeline=pipeline,
         consumers=consumers,
+        reminders=reminders,
     )
 
 

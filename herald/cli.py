@@ -19,10 +19,13 @@ from herald.devsmtp import start_dev_smtp
 from herald.errors import ConfigurationError
 from herald.logs import configure_logging
 from herald.settings import load_settings
+from ledger.schedules import ReminderListing
 
 app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
 topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
 app.add_typer(topology_app, name="topology")
+reminders_app = typer.Typer(help="Scheduled reminders.", no_args_is_help=True)
+app.add_typer(reminders_app, name="reminders")
 schemas_app = typer.Typer(
     help="The event contract as JSON Schema and AsyncAPI.", no_args_is_help=True
 )
@@ -145,6 +148,44 @@ def schemas_export(directory: Path) -> None:
 
     count = export(directory, EVENT_SCHEMAS, herald_version())
     console.print(f"wrote {count} event schemas and asyncapi.yaml to {directory}/")
+
+
+@reminders_app.command("list")
+def reminders_list(
+    entity: Annotated[str | None, typer.Option("--entity", help="Only this entity id.")] = None,
+) -> None:
+    """Pending, sent, cancelled and missed reminders, for support."""
+    try:
+        settings = load_settings()
+    except ConfigurationError as exc:
+        _fail(str(exc))
+        return
+    rows = asyncio.run(_reminder_rows(settings.database_url, entity))
+    table = Table(title=f"Reminders ({len(rows)})")
+    for column in ("entity", "notification", "cycle", "offset", "fire date", "status", "updated"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            f"{row.entity}={row.entity_id}",
+            row.notification,
+            row.cycle_key,
+            f"{row.offset} d",
+            row.fire_date.isoformat(),
+            row.status,
+            row.updated_at.isoformat(timespec="seconds"),
+        )
+    Console().print(table)
+
+
+async def _reminder_rows(database_url: str, entity: str | None) -> list[ReminderListing]:
+    from ledger.schedules import ScheduleStore
+    from ledger.store import SqlLedger
+
+    ledger = await SqlLedger.open(database_url)
+    try:
+        return await ScheduleStore(ledger).listing(entity)
+    finally:
+        await ledger.close()
 
 
 def main() -> None:  # pragma: no cover - console script entry

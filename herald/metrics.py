@@ -63,6 +63,21 @@ class Metrics:
             ["notification", "outcome"],
             registry=r,
         )
+        self.reminders = Counter(
+            "herald_reminders",
+            "Scheduled reminders by outcome (sent, cancelled, missed, stale).",
+            ["notification", "outcome"],
+            registry=r,
+        )
+        self.reminders_pending = Gauge(
+            "herald_reminders_pending", "Reminders waiting for their fire date.", registry=r
+        )
+        self.threshold_alerts = Counter(
+            "herald_threshold_alerts",
+            "Teams usage threshold evaluations that fired (sent, suppressed) or were stale.",
+            ["notification", "outcome"],
+            registry=r,
+        )
         self.send_duration = Histogram(
             "herald_send_duration_seconds",
             "Time to hand one email to the SMTP server, retries included.",

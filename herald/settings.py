@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from email.headerregistry import Address
 from email.utils import parseaddr
 from pathlib import Path
@@ -20,6 +21,11 @@ class RemindersConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     send_time_utc: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:00"
+
+    @property
+    def send_time(self) -> time:
+        hours, minutes = self.send_time_utc.split(":")
+        return time(int(hours), int(minutes))
 
 
 class ConfigFile(BaseModel):
