@@ -22,7 +22,7 @@ from catalog.spec import Catalog
 from consumers.delivery import InboundMessage
 from herald.errors import ConfigurationError, HeraldError, PermanentSendError, TransientError
 from herald.metrics import Metrics
-from ledger.store import Claim, ClaimState, NewDelivery, Settlement, SqlLedger, utc_now
+from ledger.store import Claim, ClaimState, NewDelivery, Settlement, SqlLedger
 from renderers.email import EmailRenderer
 from renderers.webhook import render_webhook
 from schemas.decode import decode
@@ -189,7 +189,7 @@ class Pipeline:
         if claim.state is ClaimState.BUSY:
             busy = DeliveryBusy(f"{notification}: another worker is sending it")
             return _Attempt(notification, "retrying", error=busy)
-        if utc_now() - claim.first_attempt_at > self.retry_window:
+        if self.ledger.now() - claim.first_attempt_at > self.retry_window:
             expired = Settlement(key, "failed", "transient failures for over 24 hours")
             return _Attempt(notification, "failed", expired)
         return None
