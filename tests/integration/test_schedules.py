@@ -1,0 +1,212 @@
+"""Reminders and threshold alerts on the real broker and SMTP server, with the real clock:
+a reminder due today goes out within seconds (send time 00:00, 1 s scheduler interval)."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from herald.app import Service, build_service
+from schemas.examples import load_example
+from tests.conftest import SmtpServer
+from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
+
+pytestmark = pytest.mark.integration
+HERALD = str(Path(sys.executable).parent / "herald")
+RENEWAL_RECIPIENT = "sara.holm@operator.example"  # vendor account manager of plan.created
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "herald.yaml"
+    path.write_text('reminders:\n  send_time_utc: "00:00"\n')
+    return path
+
+
+@pytest.fixture
+async def scheduling_service(
+    amqp_url: str, smtp_server: SmtpServer, tmp_path: Path, broker: Broker
+) -> AsyncIterator[Service]:
+    settings = service_settings(
+        amqp_url, smtp_server, tmp_path, config=_config(tmp_path), scheduler_interval_seconds=1
+    )
+    herald = await build_service(settings)
+    await herald.start()
+    yield herald
+    await herald.stop()
+
+
+def plan_created(days_to_expiry: int, plan_id: str | None = None, **plan: Any) -> dict[str, Any]:
+    document = copy.deepcopy(load_example("subscriptions.plan.created"))
+    now = datetime.now(UTC)
+    expires = (now + timedelta(days=days_to_expiry)).replace(hour=12, minute=0, second=0)
+    document.update(id=str(uuid.uuid4()), time=now.isoformat())
+    document["data"]["plan"].update(
+        id=plan_id or f"plan-{uuid.uuid4().hex[:8]}",
+        expires_at=expires.isoformat(),
+        term_started_at=(expires - timedelta(days=365)).isoformat(),
+        **plan,
+    )
+    return document
+
+
+async def test_plan_three_days_from_expiry_gets_its_reminder_once(
+    scheduling_service: Service, broker: Broker, smtp_server: SmtpServer
+) -> None:
+    document = plan_created(3)
+    await broker.publish(document)
+    (email,) = await smtp_server.wait_for(1)
+    assert email.recipients == [RENEWAL_RECIPIENT]
+    assert email.message["Subject"] == "Northwind Health license plan expires in 3 days"
+    assert email.message["X-Herald-Notification"] == "plan_expiry_reminder"
+    # Republishing the arming event (a new id) does not repeat it.
+    again = copy.deepcopy(document)
+    again["id"] = str(uuid.uuid4())
+    await broker.publish(again)
+    await wait_for_metric(
+        scheduling_service, "herald_events_processed_total", 2, domain="subscriptions"
+    )
+    await asyncio.sleep(2.5)  # two more scheduler passes
+    assert len(smtp_server.received) == 1
+    sent = metric(
+        scheduling_service,
+        "herald_reminders_total",
+        notification="plan_expiry_reminder",
+        outcome="sent",
+    )
+    assert sent == 1
+
+
+async def test_confirmed_renewal_cancels_pending_reminders(
+    scheduling_service: Service, broker: Broker, smtp_server: SmtpServer
+) -> None:
+    document = plan_created(20, plan_id="plan-renew-1")
+    await broker.publish(document)
+    await wait_for_metric(
+        scheduling_service, "herald_events_processed_total", 1, domain="subscriptions"
+    )
+    rows = await scheduling_service.reminders.store.listing("plan-renew-1")
+    assert {row.offset: row.status for row in rows} == {
+        45: "missed",
+        30: "missed",
+        15: "pending",
+        3: "pending",
+    }
+    confirmed = copy.deepcopy(document)
+    confirmed.update(
+        id=str(uuid.uuid4()),
+        type="subscriptions.plan.renewal_confirmed",
+        time=datetime.now(UTC).isoformat(),
+    )
+    confirmed["data"]["plan"]["renewal_decision"] = "renew"
+    confirmed["data"]["actor"] = {"id": "u1", "email": "jonas@bluepeak.example", "name": "Jonas"}
+    await broker.publish(confirmed)
+    (email,) = await smtp_server.wait_for(1)  # plan_will_be_renewed, to the renewal group
+    assert email.message["X-Herald-Notification"] == "plan_will_be_renewed"
+    rows = await scheduling_service.reminders.store.listing("plan-renew-1")
+    assert {row.offset: row.status for row in rows}[15] == "cancelled"
+    assert {row.offset: row.status for row in rows}[3] == "cancelled"
+
+
+PERIOD_START = (datetime.now(UTC) - timedelta(days=10)).replace(microsecond=0)
+
+
+def usage(peak: int, capacity: int, subscription: str) -> dict[str, Any]:
+    document = copy.deepcopy(load_example("interop.teams.usage_reported"))
+    now = datetime.now(UTC)
+    document.update(id=str(uuid.uuid4()), time=now.isoformat())
+    document["data"].update(
+        subscription_id=subscription,
+        peak_concurrent_calls=peak,
+        licensed_capacity=capacity,
+        measured_at=now.isoformat(),
+        billing_period={
+            "starts_at": PERIOD_START.isoformat(),
+            "ends_at": (PERIOD_START + timedelta(days=30)).isoformat(),
+        },
+    )
+    return document
+
+
+async def test_usage_alerts_once_per_period_and_oversubscription_once(
+    scheduling_service: Service, broker: Broker, smtp_server: SmtpServer
+) -> None:
+    await broker.publish(usage(17, 20, "sub-a"))
+    await broker.publish(usage(17, 20, "sub-a"))
+    await wait_for_metric(scheduling_service, "herald_events_processed_total", 2, domain="interop")
+    usage_emails = await smtp_server.wait_for(2)  # customer and partner contacts
+    assert {e.message["Subject"] for e in usage_emails} == {
+        "85% usage notification for Cloud Portal Cloud Video Interop for Microsoft Teams"
+    }
+    await broker.publish(usage(23, 20, "sub-a"))
+    await broker.publish(usage(25, 20, "sub-a"))
+    await wait_for_metric(scheduling_service, "herald_events_processed_total", 4, domain="interop")
+    await smtp_server.wait_for(4)
+    over = [e for e in smtp_server.received if "Oversubscription" in e.message["Subject"]]
+    assert len(over) == 2 and len(smtp_server.received) == 4
+    # A customer under 10 licenses gets no usage alert.
+    await broker.publish(usage(9, 9, "sub-small"))
+    await wait_for_metric(scheduling_service, "herald_events_processed_total", 5, domain="interop")
+    assert len(smtp_server.received) == 4
+
+
+async def test_two_replicas_on_one_postgresql_ledger_fire_each_reminder_once(
+    amqp_url: str,
+    postgres_url: str,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    broker: Broker,
+    unused_tcp_port_factory: Callable[[], int],
+) -> None:
+    from ledger.store import SqlLedger
+    from ledger.tables import metadata
+
+    ledger = await SqlLedger.open(postgres_url)
+    async with ledger._engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(table.delete())
+    await ledger.close()
+    config = _config(tmp_path)
+    processes = []
+    for _ in range(2):
+        env = {
+            **os.environ,
+            "HERALD_AMQP_URL": amqp_url,
+            "HERALD_DATABASE_URL": postgres_url,
+            "HERALD_SMTP_HOST": smtp_server.host,
+            "HERALD_SMTP_PORT": str(smtp_server.port),
+            "HERALD_HTTP_PORT": str(unused_tcp_port_factory()),
+            "HERALD_CONFIG": str(config),
+            "HERALD_SCHEDULER_INTERVAL_SECONDS": "0.2",
+            "HERALD_LOG_LEVEL": "WARNING",
+        }
+        processes.append(
+            await asyncio.create_subprocess_exec(
+                HERALD, "run", env=env, cwd=tmp_path, stderr=asyncio.subprocess.PIPE
+            )
+        )
+    try:
+        plans = [plan_created(3) for _ in range(6)]
+        for document in plans:
+            await broker.publish(document)
+        received = await smtp_server.wait_for(6, timeout=60)
+        await asyncio.sleep(3)  # many more passes of both schedulers
+        assert len(smtp_server.received) == 6
+        assert sorted(e.message["Message-ID"] for e in received) == sorted(
+            {e.message["Message-ID"] for e in received}
+        )
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGTERM)
+        for process in processes:
+            await asyncio.wait_for(process.communicate(), timeout=30)
+    assert all(process.returncode == 0 for process in processes)
