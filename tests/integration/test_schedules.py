@@ -210,3 +210,109 @@ async def test_two_replicas_on_one_postgresql_ledger_fire_each_reminder_once(
         for process in processes:
             await asyncio.wait_for(process.communicate(), timeout=30)
     assert all(process.returncode == 0 for process in processes)
+
+
+def _set_path(data: dict[str, Any], path: str, value: str) -> None:
+    *parents, last = path.split(".")
+    for part in parents:
+        data = data[part]
+    data[last] = value
+
+
+# Every scheduled notification type, from a real arming event, due today at its smallest offset.
+# (notification, arming example, extra data changes, subject, recipients) from NOTIFICATIONS.md.
+SCHEDULED = [
+    (
+        "plan_expiry_reminder",
+        "subscriptions.plan.created",
+        {},
+        "Northwind Health license plan expires in 3 days",
+        {RENEWAL_RECIPIENT},
+    ),
+    (
+        "trial_reminder_company",
+        "subscriptions.trial.started",
+        {},
+        "Trial reminder - Skagen Architects",
+        {"office@skagenarch.example"},  # customer contact; nothing configured
+    ),
+    (
+        "trial_reminder_end_user",
+        "subscriptions.trial.started+end_user",
+        {},
+        "Trial reminder",
+        {"oskar.lind@northwind.example"},
+    ),
+    (
+        "offer_trial_expiry",
+        "subscriptions.trial.started+offer",
+        {},
+        "Your trial of Secure Email Gateway expires in 1 days",
+        {"rachel.moore@lakesideclinics.example", "orders@redwoodnet.example"},
+    ),
+    (
+        "subscription_auto_renewal_reminder",
+        "subscriptions.subscription.created",
+        {"subscription.auto_renew": True},
+        "Subscription Lakeside Family Clinics - Microsoft 365 Business Premium renews "
+        "automatically on {date}",
+        {"rachel.moore@lakesideclinics.example", "orders@redwoodnet.example"},
+    ),
+    (
+        "subscription_expiry_reminder",
+        "subscriptions.subscription.created",
+        {"subscription.auto_renew": False},
+        "Subscription Lakeside Family Clinics - Microsoft 365 Business Premium expires in 1 days",
+        {"rachel.moore@lakesideclinics.example", "orders@redwoodnet.example"},
+    ),
+    (
+        "portal_account_expiry_warning",
+        "users.portal_account.created",
+        {},
+        "Your Cloud Portal Partner Portal account will expire in 30 days",
+        {"nina.petrov@harborit.example"},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("notification", "example", "changes", "subject", "recipients"),
+    SCHEDULED,
+    ids=[row[0] for row in SCHEDULED],
+)
+async def test_every_scheduled_notification_is_sent_from_its_arming_event(
+    scheduling_service: Service,
+    broker: Broker,
+    smtp_server: SmtpServer,
+    notification: str,
+    example: str,
+    changes: dict[str, Any],
+    subject: str,
+    recipients: set[str],
+) -> None:
+    series = scheduling_service.pipeline.catalog[notification].series
+    assert series is not None
+    document = copy.deepcopy(load_example(example))
+    now = datetime.now(UTC)
+    anchor = (now + timedelta(days=min(series.offsets))).replace(hour=23, minute=0, second=0)
+    document.update(id=str(uuid.uuid4()), time=now.isoformat())
+    for path, value in changes.items():
+        _set_path(document["data"], path, value)
+    _set_path(document["data"], series.anchor, anchor.isoformat())
+    await broker.publish(document)
+
+    def reminders_received() -> list[Any]:
+        return [
+            e for e in smtp_server.received if e.message["X-Herald-Notification"] == notification
+        ]
+
+    for _ in range(300):  # other emails the arming event triggers arrive too
+        if len(reminders_received()) >= len(recipients):
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.5)  # and no second copy on later passes
+    reminders = reminders_received()
+    assert len(reminders) == len(recipients)
+    assert {e.recipients[0] for e in reminders} == recipients
+    expected = subject.format(date=f"{anchor.day} {anchor:%B} {anchor.year}")
+    assert {e.message["Subject"] for e in reminders} == {expected}
