@@ -405,3 +405,32 @@ async def test_stored_state_keeps_no_secret_link(world: World, tmp_path: Path) -
         stored = (await connection.execute(text("select data from entity_states"))).scalar_one()
     assert document["data"]["action_url"] not in stored
     assert "redacted.invalid" in stored
+
+
+async def test_reminders_list_command_shows_each_status(world: World, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from herald.cli import app
+
+    world.clock.set("2026-03-20T09:00:00")
+    await world.publish(plan_event(at="2026-03-20T09:00:00Z", expires="2026-03-31T00:00:00Z"))
+    import asyncio
+
+    # The command runs its own event loop: run it in a thread, as from a shell.
+    result = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["reminders", "list", "--entity", PLAN_ID],
+        env={"HERALD_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db", "COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("missed") == 3
+    assert result.output.count("pending") == 1
+    assert "2026-03-28" in result.output
+    other = await asyncio.to_thread(
+        CliRunner().invoke,
+        app,
+        ["reminders", "list", "--entity", "plan-none"],
+        env={"HERALD_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"},
+    )
+    assert "plan_expiry_reminder" not in other.output
