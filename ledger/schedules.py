@@ -269,17 +269,7 @@ class ScheduleStore:
         """notification -> `source id` of the event that fired it, for K."""
 
         async def work(connection: AsyncConnection) -> dict[str, str]:
-            rows = await connection.execute(
-                select(
-                    threshold_alerts.c.notification,
-                    threshold_alerts.c.event_source,
-                    threshold_alerts.c.event_id,
-                ).where(
-                    threshold_alerts.c.subscription_id == subscription_id,
-                    threshold_alerts.c.period_start == period_start,
-                )
-            )
-            return {row.notification: f"{row.event_source} {row.event_id}" for row in rows}
+            return await _threshold_holders(connection, subscription_id, period_start)
 
         fired: dict[str, str] = await self._ledger.run(work)
         return fired
@@ -311,20 +301,26 @@ class ScheduleStore:
                     )
                     .on_conflict_do_nothing()
                 )
-            rows = await connection.execute(
-                select(
-                    threshold_alerts.c.notification,
-                    threshold_alerts.c.event_source,
-                    threshold_alerts.c.event_id,
-                ).where(
-                    threshold_alerts.c.subscription_id == subscription_id,
-                    threshold_alerts.c.period_start == period_start,
-                )
-            )
-            return {row.notification: f"{row.event_source} {row.event_id}" for row in rows}
+            return await _threshold_holders(connection, subscription_id, period_start)
 
         holders: dict[str, str] = await self._ledger.run(work)
         return holders
+
+
+async def _threshold_holders(
+    connection: AsyncConnection, subscription_id: str, period_start: str
+) -> dict[str, str]:
+    rows = await connection.execute(
+        select(
+            threshold_alerts.c.notification,
+            threshold_alerts.c.event_source,
+            threshold_alerts.c.event_id,
+        ).where(
+            threshold_alerts.c.subscription_id == subscription_id,
+            threshold_alerts.c.period_start == period_start,
+        )
+    )
+    return {row.notification: f"{row.event_source} {row.event_id}" for row in rows}
 
 
 def _row(row: Any) -> Row:

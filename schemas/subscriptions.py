@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Self
+from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
@@ -109,26 +109,26 @@ class PlanChanged(CustomerParties):
     actor: Person | None = None
 
 
-class PlanRenewalConfirmed(CustomerParties):
+class _PlanDecisionConfirmed(CustomerParties):
+    """A portal user confirmed the plan's decision; `plan.renewal_decision` must say which."""
+
+    confirmed_decision: ClassVar[str]
     plan: Plan
     actor: Person
 
     @model_validator(mode="after")
-    def _decision_is_renew(self) -> Self:
-        if self.plan.renewal_decision != "renew":
-            raise ValueError("plan.renewal_decision must be renew")
+    def _decision_matches(self) -> Self:
+        if self.plan.renewal_decision != self.confirmed_decision:
+            raise ValueError(f"plan.renewal_decision must be {self.confirmed_decision}")
         return self
 
 
-class PlanExpiryConfirmed(CustomerParties):
-    plan: Plan
-    actor: Person
+class PlanRenewalConfirmed(_PlanDecisionConfirmed):
+    confirmed_decision = "renew"
 
-    @model_validator(mode="after")
-    def _decision_is_expire(self) -> Self:
-        if self.plan.renewal_decision != "expire":
-            raise ValueError("plan.renewal_decision must be expire")
-        return self
+
+class PlanExpiryConfirmed(_PlanDecisionConfirmed):
+    confirmed_decision = "expire"
 
 
 class PlanRenewed(CustomerParties):
