@@ -117,6 +117,7 @@ class Pipeline:
     ) -> list[Exception]:
         """Claim, send and settle deliveries; return the errors of those left for a retry.
         `processed` marks the event done in the same transaction, when nothing is left."""
+        recorded: set[str] = set()  # deliveries already recorded as sent
         claims = await self.ledger.claim_many(
             [self._new_delivery(event, delivery) for delivery in deliveries]
             + [self._new_webhook(event, webhook) for webhook in webhooks],
@@ -124,9 +125,12 @@ class Pipeline:
         )
         try:
             attempts = await asyncio.gather(
-                *(self._attempt(event, delivery, claims[delivery.key]) for delivery in deliveries),
                 *(
-                    self._attempt_webhook(event, webhook, claims[webhook.key])
+                    self._attempt(event, delivery, claims[delivery.key], recorded)
+                    for delivery in deliveries
+                ),
+                *(
+                    self._attempt_webhook(event, webhook, claims[webhook.key], recorded)
                     for webhook in webhooks
                 ),
             )
@@ -137,7 +141,7 @@ class Pipeline:
             leased = [
                 Settlement(key, "retrying", "interrupted by shutdown")
                 for key, claim in claims.items()
-                if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
+                if claim.state in (ClaimState.NEW, ClaimState.RESUMED) and key not in recorded
             ]
             await _shielded(self.ledger.settle(leased))
             raise
@@ -195,7 +199,7 @@ class Pipeline:
         return None
 
     async def _attempt_webhook(
-        self, event: Event, webhook: WebhookDelivery, claim: Claim
+        self, event: Event, webhook: WebhookDelivery, claim: Claim, recorded: set[str]
     ) -> _Attempt:
         notification, key = webhook.spec.id, webhook.key
         settled = self._settled_by_claim(notification, key, claim)
@@ -210,12 +214,18 @@ class Pipeline:
             return _Attempt(
                 notification, "retrying", Settlement(key, "retrying", detail), exc, "webhook"
             )
-        return _Attempt(
-            notification, "sent", Settlement(key, "sent", result.response), None, "webhook"
+        await _record_even_if_cancelled(
+            self.ledger.settle([Settlement(key, "sent", result.response)])
         )
+        recorded.add(key)
+        return _Attempt(notification, "sent", channel="webhook")
 
-    async def _attempt(self, event: Event, delivery: Delivery, claim: Claim) -> _Attempt:
-        """Render and send one claimed delivery; never touches the ledger itself."""
+    async def _attempt(
+        self, event: Event, delivery: Delivery, claim: Claim, recorded: set[str]
+    ) -> _Attempt:
+        """Render and send one claimed delivery, and record it as sent right after the server's
+        250, shielded from cancellation: a redelivery then skips it. Other outcomes are left to
+        the caller's single settle."""
         notification = delivery.spec.id
         key = delivery.key
         settled = self._settled_by_claim(notification, key, claim)
@@ -239,7 +249,11 @@ class Pipeline:
             return _Attempt(
                 notification, "retrying", Settlement(key, "retrying", detail), error=exc
             )
-        return _Attempt(notification, "sent", Settlement(key, "sent", result.response[:500]))
+        await _record_even_if_cancelled(
+            self.ledger.settle([Settlement(key, "sent", result.response[:500])])
+        )
+        recorded.add(key)
+        return _Attempt(notification, "sent")
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,6 +265,17 @@ class _Attempt:
     settlement: Settlement | None = None
     error: Exception | None = None
     channel: str = "email"
+
+
+async def _record_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
+    """Finish writing a record although the caller is being cancelled (the email is already
+    out: losing the record would make the redelivery send it twice)."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        await asyncio.wait([task], timeout=10)
+        raise
 
 
 async def _shielded(work: Coroutine[Any, Any, None]) -> None:
