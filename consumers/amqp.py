@@ -31,8 +31,14 @@ from aiormq.exceptions import AMQPError
 from yarl import URL
 
 from consumers.delivery import InboundMessage
-from consumers.topology import DEAD_LETTER_EXCHANGE, DOMAINS, declare
-from herald.errors import HeraldError, RejectedMessage
+from consumers.topology import (
+    DEAD_LETTER_EXCHANGE,
+    DEFAULT_RETRY_DELAYS_MS,
+    DOMAINS,
+    declare,
+    retry_queue_name,
+)
+from herald.errors import HeraldError, RejectedMessage, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +52,7 @@ class ConsumerObserver(Protocol):
     def received(self, domain: str) -> None: ...
     def dead_lettered(self, domain: str, reason: str) -> None: ...
     def requeued(self, domain: str) -> None: ...
+    def retried(self, domain: str, delay_ms: int) -> None: ...
     def handled(self, domain: str, seconds: float) -> None: ...
 
 
@@ -58,6 +65,7 @@ class ConsumerOptions:
     requeue_max_seconds: float = 60.0
     publish_timeout_seconds: float = 10.0
     connect_attempts: int = 30
+    retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
 
 
 class DomainConsumers:
@@ -92,7 +100,7 @@ class DomainConsumers:
         )
         assert isinstance(publish_channel, AbstractRobustChannel)
         self._consume_channel, self._publish_channel = consume_channel, publish_channel
-        topology = await declare(consume_channel)
+        topology = await declare(consume_channel, self._options.retry_delays_ms)
         self._dlx = await publish_channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
         for domain in DOMAINS:
             queue = topology.queues[domain]
@@ -155,6 +163,12 @@ class DomainConsumers:
             await self._dead_letter(domain, message, rejection)
         except asyncio.CancelledError:
             raise
+        except TransientError as exc:
+            log.warning(
+                "transient failure, retrying through the broker",
+                extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            await self._retry_later(domain, message)
         except Exception as exc:
             expected = isinstance(exc, HeraldError)
             # Herald's own messages carry no addresses; a library's might (and its chained
@@ -207,6 +221,31 @@ class DomainConsumers:
             },
         )
 
+    async def _retry_later(self, domain: str, message: AbstractIncomingMessage) -> None:
+        """Park a copy in the domain's retry queue for the next delay, confirmed, then ack the
+        original. Never through portal.events, whose other consumers already had the event."""
+        copy, delay_ms = retry_copy(message, self._options.retry_delays_ms)
+        try:
+            if self._publish_channel is None:
+                raise RuntimeError("the publishing channel is not ready")
+            await self._publish_channel.default_exchange.publish(
+                copy,
+                routing_key=retry_queue_name(domain, delay_ms),
+                mandatory=True,
+                timeout=self._options.publish_timeout_seconds,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.error(
+                "retry publish failed, requeueing",
+                extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
+            )
+            await self._requeue_after_backoff(domain, message)
+            return
+        await _settle_quietly(message.ack())
+        self._observer.retried(domain, delay_ms)
+
     async def _requeue_after_backoff(self, domain: str, message: AbstractIncomingMessage) -> None:
         attempts = _delivery_count(message)
         ceiling = min(
@@ -253,6 +292,46 @@ def to_inbound(message: AbstractIncomingMessage, queue: str) -> InboundMessage:
         queue=queue,
         redelivered=bool(message.redelivered),
         delivery_count=_delivery_count(message),
+    )
+
+
+ATTEMPT_HEADER = "x-herald-attempt"
+FIRST_FAILURE_HEADER = "x-herald-first-failure-at"
+
+
+def retry_copy(
+    message: AbstractIncomingMessage, delays_ms: tuple[int, ...]
+) -> tuple[aio_pika.Message, int]:
+    """The same body and properties with Herald's own attempt counter (the broker ignores a
+    client's `x-death`), the original routing key and the time of the first failure."""
+    headers: dict[str, Any] = dict(message.headers or {})
+    attempt = headers.get(ATTEMPT_HEADER, 0)
+    attempt = (attempt if isinstance(attempt, int) else 0) + 1
+    headers[ATTEMPT_HEADER] = attempt
+    headers.setdefault(FIRST_FAILURE_HEADER, datetime.now(UTC).isoformat(timespec="seconds"))
+    if message.exchange != "" or ORIGINAL_ROUTING_KEY_HEADER not in headers:
+        headers[ORIGINAL_ROUTING_KEY_HEADER] = message.routing_key or ""
+    headers.pop("x-death", None)  # the broker's own record of the retry hops; not ours to keep
+    delay_ms = delays_ms[min(attempt, len(delays_ms)) - 1]
+    return _copy_with_headers(message, headers), delay_ms
+
+
+def _copy_with_headers(
+    message: AbstractIncomingMessage, headers: dict[str, Any]
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        priority=message.priority,
+        correlation_id=message.correlation_id,
+        reply_to=message.reply_to,
+        message_id=message.message_id,
+        timestamp=message.timestamp,
+        type=message.type,
+        app_id=message.app_id,
     )
 
 

@@ -173,6 +173,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
             url=settings.amqp_url,
             prefetch=settings.prefetch,
             requeue_base_seconds=settings.requeue_base_seconds,
+            retry_delays_ms=settings.retry_delays_ms,
         ),
         handler=pipeline.handle,
         observer=metrics,

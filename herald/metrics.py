@@ -44,6 +44,12 @@ class Metrics:
             ["domain"],
             registry=r,
         )
+        self.events_retried = Counter(
+            "herald_events_retried",
+            "Deliveries parked in a broker-side retry queue after a transient failure.",
+            ["domain"],
+            registry=r,
+        )
         self.events_processed = Counter(
             "herald_events_processed",
             "Valid events whose every notification was sent, suppressed or recorded.",
@@ -117,6 +123,9 @@ class Metrics:
 
     def requeued(self, domain: str) -> None:
         self.events_requeued.labels(domain).inc()
+
+    def retried(self, domain: str, delay_ms: int) -> None:
+        self.events_retried.labels(domain).inc()
 
     def handled(self, domain: str, seconds: float) -> None:
         self.event_processing.labels(domain).observe(seconds)

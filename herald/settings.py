@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalog.config import RecipientsConfig
+from consumers.topology import DEFAULT_RETRY_DELAYS_MS
 from herald.errors import ConfigurationError
 from renderers.branding import BrandConfig
 
@@ -59,6 +60,8 @@ class Settings(BaseSettings):
     prefetch: int = Field(default=64, ge=1, le=10_000)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0)
     requeue_base_seconds: float = Field(default=1.0, gt=0)
+    # Delays of the broker-side retry queues, one queue per delay and domain (issue 5).
+    retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
     dedup_retention_days: int = Field(default=8, ge=7)
     log_level: str = "INFO"
 
@@ -68,6 +71,13 @@ class Settings(BaseSettings):
         _, address = parseaddr(value)
         if "@" not in address or "\r" in value or "\n" in value:
             raise ValueError("must be one email address, optionally with a display name")
+        return value
+
+    @field_validator("retry_delays_ms")
+    @classmethod
+    def _ascending_delays(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(delay < 100 for delay in value) or list(value) != sorted(value):
+            raise ValueError("must be ascending delays of at least 100 ms")
         return value
 
     @property

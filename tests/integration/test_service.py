@@ -150,18 +150,19 @@ async def test_smtp_outage_is_retried_through_the_broker_without_loss(
         tmp_path,
         smtp_port=down_port,
         smtp_timeout_seconds=1,
-        requeue_base_seconds=0.05,
+        retry_delays_ms=(200, 400),
     )
     herald = await build_service(settings)
     await herald.start()
+    # Another consumer of portal.events: retries must never be republished there.
+    probe = await broker.channel.declare_queue(exclusive=True)
+    await probe.bind("portal.events", routing_key="#")
     controller = None
     try:
         document = load_example("orders.quote.created")
         await broker.publish(document)
-        # When the delivery has gone back to the broker at least twice
-        await wait_for_metric(
-            herald, "herald_events_requeued_total", 2, domain="orders", timeout=30
-        )
+        # When the delivery has gone through the broker-side retry queues at least twice
+        await wait_for_metric(herald, "herald_events_retried_total", 2, domain="orders", timeout=30)
         assert await broker.queue_depth("herald.dead-letter") == 0
         # Then, once the server is back, it is delivered exactly once
         server, controller = start_smtp_server(down_port)
@@ -172,6 +173,10 @@ async def test_smtp_outage_is_retried_through_the_broker_without_loss(
         assert len(server.received) == 1
         (record,) = await herald.ledger.deliveries_of_event(document["source"], document["id"])
         assert record.status == "sent" and record.attempts >= 3
+        seen = []
+        while (message := await probe.get(no_ack=True, fail=False)) is not None:
+            seen.append(message.message_id)
+        assert seen == [document["id"]]  # the original publish only
     finally:
         await herald.stop()
         if controller is not None:
