@@ -86,6 +86,7 @@ class DomainConsumers:
         self._in_flight: set[asyncio.Task[Any]] = set()
         self._login: str | None = None
         self._dlx: AbstractExchange | None = None
+        self._paused = False
 
     async def start(self) -> None:
         self._connection = await connect_with_retry(
@@ -111,6 +112,37 @@ class DomainConsumers:
         log.info("consuming", extra={"queues": sorted(q.name for q in self._queues.values())})
 
     @property
+    def paused(self) -> bool:
+        return self._paused
+
+    async def pause(self) -> None:
+        """Stop taking new deliveries on every queue (a configuration fault); in-flight ones
+        finish normally. The connection stays open."""
+        if self._paused:
+            return
+        self._paused = True
+        await self._cancel_consumers()
+        log.warning("consuming paused")
+
+    async def resume(self) -> None:
+        if not self._paused:
+            return
+        for domain, queue in self._queues.items():
+            self._consumer_tags[domain] = await queue.consume(
+                self._consumer_for(domain), no_ack=False
+            )
+        self._paused = False
+        log.warning("consuming resumed")
+
+    async def _cancel_consumers(self) -> None:
+        for domain, tag in list(self._consumer_tags.items()):
+            try:
+                await self._queues[domain].cancel(tag)
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                log.warning("cancel failed", extra={"domain": domain, "error": repr(exc)})
+            del self._consumer_tags[domain]
+
+    @property
     def ready(self) -> bool:
         """True while the connection is up and every domain queue has our consumer."""
         connection = self._connection
@@ -125,12 +157,7 @@ class DomainConsumers:
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop taking deliveries, let in-flight ones finish within the grace, then close."""
-        for domain, tag in list(self._consumer_tags.items()):
-            try:
-                await self._queues[domain].cancel(tag)
-            except (AMQPError, ConnectionError, RuntimeError) as exc:
-                log.warning("cancel failed", extra={"domain": domain, "error": repr(exc)})
-            del self._consumer_tags[domain]
+        await self._cancel_consumers()
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
             for task in pending:

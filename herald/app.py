@@ -19,6 +19,7 @@ from aiohttp import web
 from catalog.registry import load_catalog
 from catalog.spec import Catalog
 from consumers.amqp import ConsumerOptions, DomainConsumers
+from herald.errors import SmtpAuthenticationError, TransientError
 from herald.http import build_app, start_http
 from herald.metrics import Metrics
 from herald.pipeline import Pipeline
@@ -64,6 +65,7 @@ def smtp_sender(settings: Settings) -> SmtpSender:
             timeout_seconds=settings.smtp_timeout_seconds,
             pool_size=settings.smtp_pool_size,
             retry_base_seconds=settings.smtp_retry_base_seconds,
+            send_budget_seconds=settings.smtp_send_budget_seconds,
         )
     )
 
@@ -92,6 +94,32 @@ class Service:
     reminders: ReminderScheduler
     http: web.AppRunner | None = None
     scheduler: asyncio.Task[None] | None = None
+    auth_probe: asyncio.Task[None] | None = None
+
+    def configuration_fault(self, error: Exception) -> None:
+        """The mail server refused our credentials: pause consuming (the deliveries in hand go
+        to the retry queues, never failed or dead-lettered) until a login succeeds."""
+        self.metrics.smtp_auth_failures.inc()
+        if self.auth_probe is None or self.auth_probe.done():
+            self.auth_probe = asyncio.create_task(self._pause_until_smtp_accepts())
+
+    async def _pause_until_smtp_accepts(self) -> None:
+        log.error("SMTP authentication failed: consuming paused until a login succeeds")
+        await self.consumers.pause()
+        self.metrics.consuming_paused.set(1)
+        while True:
+            await asyncio.sleep(self.settings.smtp_auth_probe_seconds)
+            try:
+                await self.sender.check()
+            except SmtpAuthenticationError:
+                self.metrics.smtp_auth_failures.inc()
+                continue
+            except TransientError:
+                continue
+            break
+        await self.consumers.resume()
+        self.metrics.consuming_paused.set(0)
+        log.warning("SMTP login accepted again: consuming resumed")
 
     @property
     def ready(self) -> bool:
@@ -109,6 +137,8 @@ class Service:
 
     async def stop(self) -> None:
         log.info("herald stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
+        if self.auth_probe is not None:
+            self.auth_probe.cancel()
         if self.scheduler is not None:
             self.scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -178,7 +208,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         handler=pipeline.handle,
         observer=metrics,
     )
-    return Service(
+    service = Service(
         settings=settings,
         config=config,
         metrics=metrics,
@@ -188,6 +218,8 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         consumers=consumers,
         reminders=reminders,
     )
+    pipeline.on_configuration_fault = service.configuration_fault
+    return service
 
 
 async def run_until_signalled(settings: Settings) -> None:

@@ -4,6 +4,7 @@
     ├── RejectedMessage        bad input: dead-letter with a machine-readable reason, never retry
     ├── TransientError         may succeed later: the delivery is redelivered with backoff
     │   └── TransientSendError an SMTP connection error, timeout or 4xx reply
+    │       └── SmtpAuthenticationError  530/535: our credentials, not the message
     ├── PermanentError         will never succeed for this item: record it and move on
     │   └── PermanentSendError a 5xx reply
     └── ConfigurationError     the service itself is misconfigured (settings, catalog, templates)
@@ -47,6 +48,11 @@ class TransientSendError(TransientError):
     def __init__(self, message: str, code: int | None = None) -> None:
         self.code = code
         super().__init__(message)
+
+
+class SmtpAuthenticationError(TransientSendError):
+    """The mail server refused Herald's credentials (530/535): a configuration fault. Messages
+    are neither failed nor dead-lettered for it; consuming pauses until a login succeeds."""
 
 
 class PermanentSendError(PermanentError):

@@ -103,6 +103,16 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.smtp_auth_failures = Counter(
+            "herald_smtp_auth_failures",
+            "Times the mail server refused Herald's credentials (530/535).",
+            registry=r,
+        )
+        self.consuming_paused = Gauge(
+            "herald_consuming_paused",
+            "1 while consuming is paused by a configuration fault (SMTP authentication).",
+            registry=r,
+        )
         self.consumers_ready = Gauge(
             "herald_consumers_ready",
             "1 while every domain queue has Herald's consumer attached.",

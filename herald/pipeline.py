@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -20,7 +20,13 @@ from catalog.plan import Delivery, WebhookDelivery, plan_event
 from catalog.recipients import Directory
 from catalog.spec import Catalog
 from consumers.delivery import InboundMessage
-from herald.errors import ConfigurationError, HeraldError, PermanentSendError, TransientError
+from herald.errors import (
+    ConfigurationError,
+    HeraldError,
+    PermanentSendError,
+    SmtpAuthenticationError,
+    TransientError,
+)
 from herald.metrics import Metrics
 from ledger.store import Claim, ClaimState, NewDelivery, Settlement, SqlLedger
 from renderers.email import EmailRenderer
@@ -75,6 +81,8 @@ class Pipeline:
     webhook_sender: WebhookSender | None = None
     reminders: ReminderHook | None = None
     thresholds: ThresholdHook | None = None
+    # Called when the mail server refuses our credentials: the service pauses consuming.
+    on_configuration_fault: Callable[[Exception], None] | None = None
     lease: timedelta = timedelta(minutes=10)
     retry_window: timedelta = timedelta(hours=24)
     _unknown_types: _OncePerHour = field(default_factory=_OncePerHour)
@@ -245,6 +253,8 @@ class Pipeline:
             )
             return _Attempt(notification, "failed", Settlement(key, "failed", str(exc)))
         except Exception as exc:
+            if isinstance(exc, SmtpAuthenticationError) and self.on_configuration_fault:
+                self.on_configuration_fault(exc)
             detail = str(exc) if isinstance(exc, TransientError) else type(exc).__name__
             return _Attempt(
                 notification, "retrying", Settlement(key, "retrying", detail), error=exc

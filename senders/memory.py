@@ -23,5 +23,8 @@ class MemorySender:
         self.sent.append(email)
         return SendResult(code=250, response="OK queued")
 
+    async def check(self) -> None:
+        return None
+
     async def close(self) -> None:
         return None

@@ -17,12 +17,13 @@ import aiosmtplib
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
+    retry_if_not_exception_type,
     stop_after_attempt,
     stop_after_delay,
     wait_random_exponential,
 )
 
-from herald.errors import PermanentSendError, TransientSendError
+from herald.errors import PermanentSendError, SmtpAuthenticationError, TransientSendError
 from renderers.email import OutgoingEmail
 from senders.base import SendResult
 
@@ -31,8 +32,10 @@ log = logging.getLogger(__name__)
 AUTHENTICATION_CODES = frozenset({530, 535})
 
 
-class SmtpAuthenticationError(TransientSendError):
-    """The server refused our credentials: a configuration fault, never the message's."""
+class AmbiguousSendError(TransientSendError):
+    """The connection dropped after DATA began: the server may have accepted the message.
+    Not retried at once; the broker-side retry resends it later with the same Message-ID
+    (RFC 5321 4.5.3.2: a duplicate beats a loss)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,8 @@ class SmtpOptions:
     retry_max_seconds: float = 30.0
     retry_attempts: int = 6
     retry_budget_seconds: float = 120.0
+    # The whole send, retries included; far below RabbitMQ's 30-minute consumer timeout.
+    send_budget_seconds: float = 120.0
 
 
 class SmtpSender:
@@ -78,7 +83,8 @@ class SmtpSender:
         retrying = AsyncRetrying(
             # tenacity's async retry sees BaseException: only our transient class is retried,
             # so cancellation on shutdown passes straight through.
-            retry=retry_if_exception_type(TransientSendError),
+            retry=retry_if_exception_type(TransientSendError)
+            & retry_if_not_exception_type((SmtpAuthenticationError, AmbiguousSendError)),
             wait=wait_random_exponential(
                 multiplier=options.retry_base_seconds, max=options.retry_max_seconds
             ),
@@ -86,46 +92,66 @@ class SmtpSender:
             | stop_after_delay(options.retry_budget_seconds),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._send_once(email)
+        try:
+            async with asyncio.timeout(options.send_budget_seconds):
+                async for attempt in retrying:
+                    with attempt:
+                        return await self._send_once(email)
+        except TimeoutError as exc:
+            raise TransientSendError("SMTP send budget exhausted") from exc
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _send_once(self, email: OutgoingEmail) -> SendResult:
         client = await self._idle.get()
+        reusable = False
         try:
             if not client.is_connected:
                 await client.connect()
-            errors, response = await client.sendmail(
-                email.envelope_from, [email.envelope_to], email.content
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            refusal = exc.recipients[0]
-            raise _classify(refusal.code, "recipient refused") from exc
+            await client.mail(email.envelope_from)
+            await client.rcpt(email.envelope_to)
+            # Up to here nothing was delivered: any failure is safe to retry at once.
+            try:
+                reply = await client.data(email.content)
+            except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError) as exc:
+                raise AmbiguousSendError(
+                    f"connection lost during DATA ({type(exc).__name__}): the message may have "
+                    "been delivered"
+                ) from exc
+            reusable = True
+            return SendResult(code=reply.code, response=reply.message)
+        except AmbiguousSendError:
+            raise
+        except aiosmtplib.SMTPRecipientRefused as exc:
+            raise _classify(exc.code, "recipient refused") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            self._discard(client)
-            client = self._new_client()
             raise _classify(exc.code, "server refused the message") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            self._discard(client)
-            client = self._new_client()
             raise TransientSendError(f"SMTP connection failed: {type(exc).__name__}") from exc
-        except asyncio.CancelledError:
-            # Cancelled mid-conversation: the connection's state is unknown, never reuse it.
-            self._discard(client)
-            client = self._new_client()
-            raise
         finally:
+            # A connection whose conversation did not end cleanly (refusal, drop, cancellation)
+            # is never reused: the next send opens a fresh one.
+            if not reusable:
+                self._discard(client)
+                client = self._new_client()
             self._idle.put_nowait(client)
-        if errors:  # partial refusal; with one recipient per message this means all of them
-            code, _ = next(iter(errors.values()))
-            raise _classify(code, "recipient refused")
-        return SendResult(code=250, response=response)
 
     @staticmethod
     def _discard(client: aiosmtplib.SMTP) -> None:
         if client.is_connected:
             client.close()
+
+    async def check(self) -> None:
+        """Connect and log in once, to learn whether the server takes our credentials again."""
+        client = self._new_client()
+        try:
+            await client.connect()
+            await client.quit()
+        except aiosmtplib.SMTPResponseException as exc:
+            raise _classify(exc.code, "login refused") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TransientSendError(f"SMTP connection failed: {type(exc).__name__}") from exc
+        finally:
+            self._discard(client)
 
     async def close(self) -> None:
         while not self._idle.empty():

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from herald.errors import PermanentSendError, TransientSendError
+from herald.errors import PermanentSendError, SmtpAuthenticationError, TransientSendError
 from renderers.email import OutgoingEmail
-from senders.smtp import SmtpAuthenticationError, SmtpOptions, SmtpSender
+from senders.smtp import SmtpOptions, SmtpSender
 from tests.conftest import SmtpServer
 
 pytestmark = pytest.mark.integration
