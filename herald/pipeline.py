@@ -83,7 +83,9 @@ class Pipeline:
     thresholds: ThresholdHook | None = None
     # Called when the mail server refuses our credentials: the service pauses consuming.
     on_configuration_fault: Callable[[Exception], None] | None = None
-    lease: timedelta = timedelta(minutes=10)
+    # A claim's lease is renewed every third of it while its worker lives; a crashed worker's
+    # deliveries are taken over by the redelivery once the lease lapses.
+    lease: timedelta = timedelta(seconds=15)
     retry_window: timedelta = timedelta(hours=24)
     _unknown_types: _OncePerHour = field(default_factory=_OncePerHour)
 
@@ -131,6 +133,12 @@ class Pipeline:
             + [self._new_webhook(event, webhook) for webhook in webhooks],
             self.lease,
         )
+        held = [
+            key
+            for key, claim in claims.items()
+            if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
+        ]
+        renewer = asyncio.create_task(self._renew_leases(held)) if held else None
         try:
             attempts = await asyncio.gather(
                 *(
@@ -153,6 +161,9 @@ class Pipeline:
             ]
             await _shielded(self.ledger.settle(leased))
             raise
+        finally:
+            if renewer is not None:
+                renewer.cancel()
         settlements = [attempt.settlement for attempt in attempts if attempt.settlement]
         errors = [attempt.error for attempt in attempts if attempt.error is not None]
         # One transaction: every outcome, and the event's duplicate key once nothing is pending.
@@ -163,6 +174,14 @@ class Pipeline:
             else:
                 self.metrics.notifications.labels(attempt.notification, attempt.outcome).inc()
         return errors
+
+    async def _renew_leases(self, keys: list[str]) -> None:
+        while True:
+            await asyncio.sleep(self.lease.total_seconds() / 3)
+            try:
+                await self.ledger.renew(keys, self.lease)
+            except TransientError:
+                log.warning("could not renew delivery leases")
 
     def _ignore(self, ignored: IgnoredEvent) -> None:
         self.metrics.events_ignored.labels(ignored.domain, "unknown_type").inc()
@@ -223,7 +242,7 @@ class Pipeline:
                 notification, "retrying", Settlement(key, "retrying", detail), exc, "webhook"
             )
         await _record_even_if_cancelled(
-            self.ledger.settle([Settlement(key, "sent", result.response)])
+            self.ledger.settle([Settlement(key, "sent", result.response)], urgent=True)
         )
         recorded.add(key)
         return _Attempt(notification, "sent", channel="webhook")
@@ -260,7 +279,7 @@ class Pipeline:
                 notification, "retrying", Settlement(key, "retrying", detail), error=exc
             )
         await _record_even_if_cancelled(
-            self.ledger.settle([Settlement(key, "sent", result.response[:500])])
+            self.ledger.settle([Settlement(key, "sent", result.response[:500])], urgent=True)
         )
         recorded.add(key)
         return _Attempt(notification, "sent")

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 Deliver = Callable[[Event, list[Delivery]], Coroutine[Any, Any, list[Exception]]]
 REDACTED_URL = "https://redacted.invalid/"
-FIRING_LEASE = timedelta(minutes=10)
+FIRING_LEASE = timedelta(minutes=3)  # longer than a send's budget (2 minutes)
 RETRY_DELAY = timedelta(minutes=1)
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from herald.errors import TransientError
 from ledger.engine import create_engine
+from ledger.gate import NORMAL, URGENT, PriorityGate
 from ledger.tables import deliveries, metadata, processed_events
 
 Clock = Callable[[], datetime]
@@ -91,6 +92,7 @@ class SqlLedger:
         self._engine = engine
         self._clock = clock
         self._dialect = engine.dialect.name
+        self._gate = PriorityGate(engine.pool.size() if hasattr(engine.pool, "size") else 1)
 
     @classmethod
     async def open(cls, url: str, clock: Clock = utc_now) -> SqlLedger:
@@ -120,9 +122,9 @@ class SqlLedger:
         """Run `work` in one transaction; database errors become `LedgerUnavailable`."""
         return await self._run(work)
 
-    async def _run(self, work: Callable[[AsyncConnection], Any]) -> Any:
+    async def _run(self, work: Callable[[AsyncConnection], Any], priority: int = NORMAL) -> Any:
         try:
-            async with self._engine.begin() as connection:
+            async with self._gate.slot(priority), self._engine.begin() as connection:
                 return await work(connection)
         except SQLAlchemyError as exc:
             raise LedgerUnavailable(f"ledger: {type(exc).__name__}") from exc
@@ -242,6 +244,7 @@ class SqlLedger:
         self,
         outcomes: Sequence[Settlement],
         processed: tuple[str, str, str] | None = None,
+        urgent: bool = False,
     ) -> None:
         """Record delivery outcomes and, when given (`source`, `id`, `type`), mark the event
         processed, in one transaction."""
@@ -267,6 +270,21 @@ class SqlLedger:
                         source=source, event_id=event_id, event_type=event_type, processed_at=now
                     )
                 )
+
+        await self._run(work, URGENT if urgent else NORMAL)
+
+    async def renew(self, keys: Sequence[str], lease: timedelta) -> None:
+        """Extend the leases a live worker holds, so that only a dead worker's lapse."""
+        if not keys:
+            return
+        lease_until = self._clock() + lease
+
+        async def work(connection: AsyncConnection) -> None:
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.key.in_(keys), deliveries.c.status == "sending")
+                .values(lease_until=lease_until)
+            )
 
         await self._run(work)
 
