@@ -373,3 +373,70 @@ async def test_ledger_unavailable_fails_closed(
     finally:
         await herald.terminate()
         mailbox.stop()
+
+
+def _broker_pid() -> int:
+    result = subprocess.run(
+        ["rabbitmqctl", "eval", "list_to_integer(os:getpid())."],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    return int(result.stdout.strip().splitlines()[-1])
+
+
+async def _wait_for_broker(timeout: float = 120) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        probe = await asyncio.create_subprocess_exec(
+            "rabbitmq-diagnostics",
+            "-q",
+            "check_port_connectivity",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        if await probe.wait() == 0:
+            return
+        await asyncio.sleep(1)
+    raise AssertionError("RabbitMQ did not come back")
+
+
+async def test_broker_killed_and_restarted(
+    vhost_url: str,
+    tmp_path: Path,
+    unused_tcp_port_factory: Callable[[], int],
+    report: Callable[[str, Counts], None],
+) -> None:
+    import os
+    import signal
+
+    mailbox = Mailbox(unused_tcp_port_factory())
+    mailbox.start()
+    herald = await start_herald(
+        vhost_url, mailbox, sqlite_url(tmp_path), tmp_path, unused_tcp_port_factory()
+    )
+    try:
+        events = quote_events(150, run_id())
+        publishing = asyncio.create_task(publish(vhost_url, events, delay=0.01))
+        await asyncio.sleep(0.7)
+        os.kill(_broker_pid(), signal.SIGKILL)  # the broker crashes
+        await asyncio.sleep(1)
+        restart = await asyncio.create_subprocess_exec(
+            "rabbitmq-server",
+            "-detached",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await restart.wait()
+        await _wait_for_broker()
+        await publishing
+        await wait_for_mail(mailbox, len(events), timeout=120)
+        await herald.wait_ready(timeout=60)
+        counts = account(events, mailbox)
+        report("broker killed (SIGKILL) and restarted", counts)
+        assert_no_loss(counts, duplicates_allowed=True)
+    finally:
+        await _wait_for_broker()
+        await herald.terminate()
+        mailbox.stop()
