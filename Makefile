@@ -1,5 +1,5 @@
 # The two commands of the README: `make run` and `make test`. Both set everything up first.
-.PHONY: run test lint bench setup services
+.PHONY: run test lint bench soak setup services
 
 setup:
 	@scripts/bootstrap.sh
@@ -23,3 +23,6 @@ test: setup services lint
 
 bench: setup services
 	.venv/bin/python bench/drain.py
+
+soak: setup services
+	.venv/bin/python bench/soak.py

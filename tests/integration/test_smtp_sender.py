@@ -134,3 +134,48 @@ async def test_wrong_credentials_are_an_authentication_fault_not_the_messages(
     with pytest.raises(SmtpAuthenticationError) as caught:
         await sender.send(email())
     assert caught.value.code == 535
+
+
+async def test_a_pooled_connection_closed_by_the_server_is_reopened(
+    unused_tcp_port: int,
+) -> None:
+    from tests.conftest import start_smtp_server
+
+    server, controller = start_smtp_server(unused_tcp_port)
+    sender = SmtpSender(
+        SmtpOptions(port=unused_tcp_port, pool_size=1, retry_base_seconds=0.01, retry_attempts=3)
+    )
+    await sender.send(email("first@northwind.example"))
+    controller.stop()  # the server goes away and drops the idle pooled connection
+    server, controller = start_smtp_server(unused_tcp_port)
+    try:
+        await sender.send(email("second@northwind.example"))
+        assert [item.recipients for item in server.received] == [["second@northwind.example"]]
+    finally:
+        await sender.close()
+        controller.stop()
+
+
+async def test_a_drop_during_data_is_not_retried_at_once(unused_tcp_port: int) -> None:
+    from senders.smtp import AmbiguousSendError
+
+    calls: list[int] = []
+
+    class DropAfterData:
+        async def handle_DATA(self, server: Any, *_: Any) -> str:
+            calls.append(1)
+            server.transport.close()  # the message arrived; the 250 never does
+            return "250 OK"
+
+    controller = Controller(DropAfterData(), hostname="127.0.0.1", port=unused_tcp_port)
+    controller.start()
+    sender = SmtpSender(
+        SmtpOptions(port=unused_tcp_port, retry_base_seconds=0.01, retry_attempts=5)
+    )
+    try:
+        with pytest.raises(AmbiguousSendError):
+            await sender.send(email())
+        assert len(calls) == 1  # left to the broker-side retry, later
+    finally:
+        await sender.close()
+        controller.stop()
