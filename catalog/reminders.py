@@ -2,7 +2,8 @@
 changes when an event is applied. No I/O: the ledger stores rows, the scheduler sends.
 
 A row is one (notification, entity id, cycle key, offset) with a status:
-`pending` (will fire on `fire_date`), `sent`, `cancelled` or `missed`.
+`pending` (will fire on `fire_date`), `firing` (a scheduler holds it), `sent`, `cancelled` or
+`missed`.
 """
 
 from __future__ import annotations
@@ -85,8 +86,8 @@ def reconcile(
             cancelled += 1
     for offset in series.offsets:
         row = current.get(offset)
-        if row is not None and row.status == "sent":
-            continue  # rule 4: never again in this cycle
+        if row is not None and row.status in ("sent", "firing"):
+            continue  # rule 4: never again in this cycle (or: a scheduler is sending it now)
         due = fire_date(anchor, offset)
         if not armed:  # rule 6: disarm
             if row is not None and row.status == "pending":

@@ -7,7 +7,7 @@ import copy
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -434,3 +434,15 @@ async def test_reminders_list_command_shows_each_status(world: World, tmp_path: 
         env={"HERALD_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db"},
     )
     assert "plan_expiry_reminder" not in other.output
+
+
+async def test_an_event_arriving_while_a_reminder_fires_leaves_it_alone(world: World) -> None:
+    await world.publish(plan_event(expires="2026-03-31T00:00:00Z"))
+    world.clock.set("2026-03-28T08:00:00")
+    (claimed,) = [r for r in await world.store.claim_due(date(2026, 3, 28), timedelta(minutes=3))]
+    # The arming event is republished while the scheduler holds the 3-day reminder.
+    await world.publish(plan_event("subscriptions.plan.changed", at="2026-03-28T08:00:01Z"))
+    assert (await world.statuses())[3] == "firing"
+    await world.store.finish(claimed.id, "sent")
+    assert await world.run() == []
+    assert (await world.statuses())[3] == "sent"
