@@ -42,7 +42,8 @@ from herald.errors import HeraldError, RejectedMessage, TransientError
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[InboundMessage], Awaitable[None]]
+# Returns how the delivery ended when it is acked: "processed", "ignored" or "duplicate".
+Handler = Callable[[InboundMessage], Awaitable[str]]
 ORIGINAL_ROUTING_KEY_HEADER = "x-herald-original-routing-key"
 
 
@@ -54,6 +55,10 @@ class ConsumerObserver(Protocol):
     def requeued(self, domain: str) -> None: ...
     def retried(self, domain: str, delay_ms: int) -> None: ...
     def handled(self, domain: str, seconds: float) -> None: ...
+    def accounted(self, domain: str, outcome: str) -> None:
+        """Exactly once per delivery taken: how it ended (processed, ignored, duplicate,
+        dead_lettered, retrying, requeued, interrupted)."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,10 +189,11 @@ class DomainConsumers:
         """The single ack point."""
         self._observer.received(domain)
         started = asyncio.get_running_loop().time()
+        outcome = "interrupted"  # cancelled (shutdown): unacked, the broker redelivers it
         try:
-            await self._handler(to_inbound(message, self._queues[domain].name))
+            handled = await self._handler(to_inbound(message, self._queues[domain].name))
         except RejectedMessage as rejection:
-            await self._dead_letter(domain, message, rejection)
+            outcome = await self._dead_letter(domain, message, rejection)
         except asyncio.CancelledError:
             raise
         except TransientError as exc:
@@ -195,7 +201,7 @@ class DomainConsumers:
                 "transient failure, retrying through the broker",
                 extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
             )
-            await self._retry_later(domain, message)
+            outcome = await self._retry_later(domain, message)
         except Exception as exc:
             expected = isinstance(exc, HeraldError)
             # Herald's own messages carry no addresses; a library's might (and its chained
@@ -206,15 +212,18 @@ class DomainConsumers:
                 extra={"domain": domain, "error": error},
                 exc_info=not expected,
             )
+            outcome = "requeued"
             await self._requeue_after_backoff(domain, message)
         else:
+            outcome = handled
             await _settle_quietly(message.ack())
         finally:
             self._observer.handled(domain, asyncio.get_running_loop().time() - started)
+            self._observer.accounted(domain, outcome)
 
     async def _dead_letter(
         self, domain: str, message: AbstractIncomingMessage, rejection: RejectedMessage
-    ) -> None:
+    ) -> str:
         copy = dead_letter_copy(message, rejection, login=self._login)
         try:
             if self._dlx is None:
@@ -234,7 +243,7 @@ class DomainConsumers:
                 extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
             )
             await self._requeue_after_backoff(domain, message)
-            return
+            return "requeued"
         await _settle_quietly(message.ack())
         self._observer.dead_lettered(domain, rejection.reason)
         log.warning(
@@ -247,8 +256,9 @@ class DomainConsumers:
                 "event_type": _printable(message.routing_key),
             },
         )
+        return "dead_lettered"
 
-    async def _retry_later(self, domain: str, message: AbstractIncomingMessage) -> None:
+    async def _retry_later(self, domain: str, message: AbstractIncomingMessage) -> str:
         """Park a copy in the domain's retry queue for the next delay, confirmed, then ack the
         original. Never through portal.events, whose other consumers already had the event."""
         copy, delay_ms = retry_copy(message, self._options.retry_delays_ms)
@@ -269,9 +279,10 @@ class DomainConsumers:
                 extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
             )
             await self._requeue_after_backoff(domain, message)
-            return
+            return "requeued"
         await _settle_quietly(message.ack())
         self._observer.retried(domain, delay_ms)
+        return "retrying"
 
     async def _requeue_after_backoff(self, domain: str, message: AbstractIncomingMessage) -> None:
         attempts = _delivery_count(message)

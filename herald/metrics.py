@@ -50,6 +50,14 @@ class Metrics:
             ["domain"],
             registry=r,
         )
+        self.events_accounted = Counter(
+            "herald_events_accounted",
+            "How each delivery taken ended, exactly once per delivery: processed, ignored, "
+            "duplicate, dead_lettered, retrying, requeued or interrupted. Summed over outcomes "
+            "it equals herald_events_received_total; a difference is a gap.",
+            ["domain", "outcome"],
+            registry=r,
+        )
         self.events_processed = Counter(
             "herald_events_processed",
             "Valid events whose every notification was sent, suppressed or recorded.",
@@ -136,6 +144,9 @@ class Metrics:
 
     def retried(self, domain: str, delay_ms: int) -> None:
         self.events_retried.labels(domain).inc()
+
+    def accounted(self, domain: str, outcome: str) -> None:
+        self.events_accounted.labels(domain, outcome).inc()
 
     def handled(self, domain: str, seconds: float) -> None:
         self.event_processing.labels(domain).observe(seconds)

@@ -89,16 +89,16 @@ class Pipeline:
     retry_window: timedelta = timedelta(hours=24)
     _unknown_types: _OncePerHour = field(default_factory=_OncePerHour)
 
-    async def handle(self, message: InboundMessage) -> None:
+    async def handle(self, message: InboundMessage) -> str:
         decoded = decode(message)  # RejectedMessage goes back to the consumer: dead-letter
         if isinstance(decoded, IgnoredEvent):
             self._ignore(decoded)
-            return
+            return "ignored"
         event = decoded
         if await self.ledger.is_processed(event.source, event.id):
             self.metrics.events_duplicate.labels(event.domain).inc()
             log.info("duplicate event", extra=_event_fields(event))
-            return
+            return "duplicate"
         # Step 8 of EVENTS.md section 1: reminder schedules and threshold state.
         if self.reminders is not None:
             await self.reminders.apply(event)
@@ -117,6 +117,7 @@ class Pipeline:
             "event processed",
             extra={**_event_fields(event), "deliveries": len(deliveries)},
         )
+        return "processed"
 
     async def deliver(
         self,

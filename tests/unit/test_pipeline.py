@@ -75,8 +75,8 @@ async def test_event_sends_each_recipient_once_and_is_marked_processed(
 async def test_duplicate_event_has_no_effect(
     pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
 ) -> None:
-    await pipeline.handle(support.inbound(placed))
-    await pipeline.handle(support.inbound(placed, redelivered=True))
+    assert await pipeline.handle(support.inbound(placed)) == "processed"
+    assert await pipeline.handle(support.inbound(placed, redelivered=True)) == "duplicate"
     assert len(sender.sent) == 2
     assert counter(pipeline, "herald_events_duplicate_total", domain="orders") == 1
 
@@ -183,7 +183,7 @@ async def test_undefined_type_is_ignored_and_counted(
     pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
 ) -> None:
     placed["type"] = "orders.order.refunded"
-    await pipeline.handle(support.inbound(placed))
+    assert await pipeline.handle(support.inbound(placed)) == "ignored"
     assert sender.sent == []
     assert (
         counter(pipeline, "herald_events_ignored_total", domain="orders", reason="unknown_type")
