@@ -33,6 +33,7 @@ from yarl import URL
 from consumers.delivery import InboundMessage
 from consumers.topology import (
     DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
     DEFAULT_RETRY_DELAYS_MS,
     DOMAINS,
     declare,
@@ -115,6 +116,19 @@ class DomainConsumers:
                 self._consumer_for(domain), no_ack=False
             )
         log.info("consuming", extra={"queues": sorted(q.name for q in self._queues.values())})
+
+    async def queue_stats(self) -> dict[str, tuple[int, int]]:
+        """Queue name -> (messages ready, consumers) for each domain queue and the DLQ."""
+        channel = self._publish_channel
+        if channel is None or channel.is_closed:
+            return {}
+        names = [queue.name for queue in self._queues.values()] + [DEAD_LETTER_QUEUE]
+        stats: dict[str, tuple[int, int]] = {}
+        for name in names:
+            declared = await channel.declare_queue(name, passive=True)
+            result = declared.declaration_result
+            stats[name] = (int(result.message_count or 0), int(result.consumer_count or 0))
+        return stats
 
     @property
     def paused(self) -> bool:

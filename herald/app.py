@@ -95,6 +95,18 @@ class Service:
     http: web.AppRunner | None = None
     scheduler: asyncio.Task[None] | None = None
     auth_probe: asyncio.Task[None] | None = None
+    queue_watch: asyncio.Task[None] | None = None
+
+    async def _queue_watch_loop(self, interval_seconds: float = 15.0) -> None:
+        """Queue depth and consumers per Herald queue, for the dashboard and alerts."""
+        while True:
+            try:
+                for name, (messages, consumers) in (await self.consumers.queue_stats()).items():
+                    self.metrics.queue_messages.labels(name).set(messages)
+                    self.metrics.queue_consumers.labels(name).set(consumers)
+            except Exception as exc:  # a passing broker fault; the next pass tries again
+                log.warning("queue statistics unavailable", extra={"error": type(exc).__name__})
+            await asyncio.sleep(interval_seconds)
 
     def configuration_fault(self, error: Exception) -> None:
         """The mail server refused our credentials: pause consuming (the deliveries in hand go
@@ -133,12 +145,14 @@ class Service:
         )
         await self.consumers.start()
         self.scheduler = asyncio.create_task(self._scheduler_loop(), name="herald-scheduler")
+        self.queue_watch = asyncio.create_task(self._queue_watch_loop(), name="herald-queues")
         log.info("herald started", extra={"http_port": self.settings.http_port})
 
     async def stop(self) -> None:
         log.info("herald stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
-        if self.auth_probe is not None:
-            self.auth_probe.cancel()
+        for task in (self.auth_probe, self.queue_watch):
+            if task is not None:
+                task.cancel()
         if self.scheduler is not None:
             self.scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -159,6 +173,7 @@ class Service:
         while True:
             try:
                 await self.reminders.run_pass(self.pipeline.deliver)
+                self.metrics.scheduler_last_pass.set_to_current_time()
                 purged = await self.ledger.purge_processed(retention)
                 if purged:
                     log.info("purged processed-event keys", extra={"count": purged})
@@ -174,6 +189,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
     metrics = Metrics()
     metrics.build_info.info({"version": herald_version()})
     ledger = await SqlLedger.open(settings.database_url)
+    ledger.observe = metrics.ledger_query.observe
     schedules = ScheduleStore(ledger)
     reminders = ReminderScheduler(
         catalog=catalog,
@@ -186,7 +202,10 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
     thresholds = ThresholdAlerts(
         catalog=catalog, store=schedules, directory=config.recipients, metrics=metrics
     )
-    sender = sender or smtp_sender(settings)
+    if sender is None:
+        smtp = smtp_sender(settings)
+        metrics.smtp_connections_in_use.set_function(lambda: smtp.in_use)
+        sender = smtp
     pipeline = Pipeline(
         catalog=catalog,
         directory=config.recipients,

@@ -98,6 +98,39 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.event_to_accept = Histogram(
+            "herald_event_to_accept_seconds",
+            "From the event's `time` to the SMTP server's acceptance (event-triggered emails).",
+            ["domain", "notification"],
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            registry=r,
+        )
+        self.ledger_query = Histogram(
+            "herald_ledger_query_seconds",
+            "Duration of one ledger transaction, waiting for a connection included.",
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
+            registry=r,
+        )
+        self.smtp_connections_in_use = Gauge(
+            "herald_smtp_connections_in_use", "Pooled SMTP connections sending now.", registry=r
+        )
+        self.scheduler_last_pass = Gauge(
+            "herald_scheduler_last_pass_timestamp_seconds",
+            "When the scheduler loop last completed a pass (lag = time() - this).",
+            registry=r,
+        )
+        self.queue_messages = Gauge(
+            "herald_queue_messages",
+            "Messages ready in each Herald queue.",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_consumers = Gauge(
+            "herald_queue_consumers",
+            "Consumers attached to each Herald queue.",
+            ["queue"],
+            registry=r,
+        )
         self.render_duration = Histogram(
             "herald_render_duration_seconds",
             "CPU time to render one email (templates and MIME).",

@@ -266,6 +266,10 @@ class Pipeline:
             started = time.perf_counter()
             result = await self.sender.send(email)
             self.metrics.send_duration.observe(time.perf_counter() - started)
+            if delivery.spec.kind != "schedule":  # a reminder's event is days old by design
+                self.metrics.event_to_accept.labels(event.domain, notification).observe(
+                    max(0.0, (self.ledger.now() - event.time).total_seconds())
+                )
         except PermanentSendError as exc:
             log.warning(
                 "notification failed permanently",

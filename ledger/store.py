@@ -9,6 +9,7 @@ the crash window, exactly once otherwise.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -88,9 +89,15 @@ def _aware(value: datetime) -> datetime:
 
 
 class SqlLedger:
-    def __init__(self, engine: AsyncEngine, clock: Clock = utc_now) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock = utc_now,
+        observe: Callable[[float], None] | None = None,
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self.observe = observe  # called with each transaction's duration (metrics)
         self._dialect = engine.dialect.name
         self._gate = PriorityGate(engine.pool.size() if hasattr(engine.pool, "size") else 1)
 
@@ -123,6 +130,7 @@ class SqlLedger:
         return await self._run(work)
 
     async def _run(self, work: Callable[[AsyncConnection], Any], priority: int = NORMAL) -> Any:
+        started = time.perf_counter()
         try:
             async with self._gate.slot(priority), self._engine.begin() as connection:
                 return await work(connection)
@@ -130,6 +138,9 @@ class SqlLedger:
             raise LedgerUnavailable(f"ledger: {type(exc).__name__}") from exc
         except OSError as exc:
             raise LedgerUnavailable(f"ledger: {type(exc).__name__}") from exc
+        finally:
+            if self.observe is not None:
+                self.observe(time.perf_counter() - started)
 
     # Processed events (EVENTS.md 3.2) ---------------------------------------------------------
 

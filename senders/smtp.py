@@ -64,6 +64,11 @@ class SmtpSender:
         for _ in range(options.pool_size):
             self._idle.put_nowait(self._new_client())
 
+    @property
+    def in_use(self) -> int:
+        """Connections taken from the pool right now."""
+        return self._options.pool_size - self._idle.qsize()
+
     def _new_client(self) -> aiosmtplib.SMTP:
         options = self._options
         return aiosmtplib.SMTP(

@@ -32,7 +32,12 @@ pytestmark = pytest.mark.integration
 HERALD = str(Path(sys.executable).parent / "herald")
 
 
-async def test_probes_and_metrics(service: Service, broker: Broker) -> None:
+async def test_probes_and_metrics(
+    service: Service, broker: Broker, smtp_server: SmtpServer
+) -> None:
+    await broker.publish(load_example("orders.quote.created"))
+    await smtp_server.wait_for(1)
+    await wait_for_metric(service, "herald_events_processed_total", 1, domain="orders")
     port = http_port(service)
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
         assert (await client.get("/healthz")).status_code == 200
@@ -45,8 +50,19 @@ async def test_probes_and_metrics(service: Service, broker: Broker) -> None:
         "herald_event_processing_seconds",
         "herald_consumers_ready 1.0",
         "herald_build_info",
+        'herald_event_to_accept_seconds_count{domain="orders",notification="new_quote"} 1.0',
+        "herald_ledger_query_seconds_count",
+        "herald_smtp_connections_in_use 0.0",
+        'herald_events_accounted_total{domain="orders",outcome="processed"} 1.0',
     ):
         assert name in exposition
+    assert service.metrics.registry.get_sample_value(
+        "herald_scheduler_last_pass_timestamp_seconds"
+    ), "the scheduler loop ran a pass at start"
+    # Queue statistics are sampled in the background; read them once directly.
+    stats = await service.consumers.queue_stats()
+    assert stats["herald.orders"][1] == 1  # our consumer
+    assert "herald.dead-letter" in stats
 
 
 async def test_readyz_is_red_once_consumers_are_gone(
