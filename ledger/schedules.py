@@ -19,7 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from catalog.reminders import Plan, Row
-from ledger.store import SqlLedger, _aware
+from ledger.store import SqlLedger, as_utc
 from ledger.tables import entity_states, reminders, threshold_alerts
 
 
@@ -92,7 +92,7 @@ class ScheduleStore:
             if self._ledger.dialect == "postgresql":
                 state_query = state_query.with_for_update()  # one applier per entity at a time
             state = (await connection.execute(state_query)).one()
-            if _aware(state.event_time) > event.time:
+            if as_utc(state.event_time) > event.time:
                 return None
             await connection.execute(
                 update(entity_states)
@@ -200,7 +200,7 @@ class ScheduleStore:
                         type=row.event_type,
                         source=row.event_source,
                         id=row.event_id,
-                        time=_aware(row.event_time),
+                        time=as_utc(row.event_time),
                         data=json.loads(row.data),
                     ),
                     ended=bool(row.ended),
@@ -255,7 +255,7 @@ class ScheduleStore:
                     offset=row.offset_days,
                     fire_date=row.fire_date,
                     status=row.status,
-                    updated_at=_aware(row.updated_at),
+                    updated_at=as_utc(row.updated_at),
                 )
                 for row in await connection.execute(query)
             ]

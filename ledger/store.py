@@ -84,7 +84,7 @@ class LedgerUnavailable(TransientError):
     """The database could not be reached or answered with an error."""
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
@@ -245,7 +245,7 @@ class SqlLedger:
                     state = ClaimState.RESUMED
                 else:
                     state = _SETTLED_STATES.get(row.status, ClaimState.BUSY)
-                claims[row.key] = Claim(state, row.attempts, _aware(row.first_attempt_at))
+                claims[row.key] = Claim(state, row.attempts, as_utc(row.first_attempt_at))
             return claims
 
         claims: dict[str, Claim] = await self._run(work)
