@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import time
 from email.headerregistry import Address
-from email.utils import parseaddr
+from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Annotated
 
@@ -70,8 +70,12 @@ class Settings(BaseSettings):
     @field_validator("smtp_from")
     @classmethod
     def _single_address(cls, value: str) -> str:
-        _, address = parseaddr(value)
-        if "@" not in address or "\r" in value or "\n" in value:
+        addresses = getaddresses([value])
+        if (
+            len(addresses) != 1
+            or "@" not in addresses[0][1]
+            or any(char in value for char in "\r\n")
+        ):
             raise ValueError("must be one email address, optionally with a display name")
         return value
 
