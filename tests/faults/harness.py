@@ -27,7 +27,7 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from consumers.topology import EVENTS_EXCHANGE, declare
+from consumers.topology import EVENTS_EXCHANGE
 from schemas.examples import load_example
 
 HERALD = str(Path(sys.executable).parent / "herald")
@@ -190,8 +190,8 @@ async def publish(amqp_url: str, events: list[dict[str, Any]], delay: float = 0.
     connection = await aio_pika.connect_robust(amqp_url)
     async with connection:
         channel = await connection.channel(publisher_confirms=True)
-        await declare(channel)
-        exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+        # Herald declared the topology when it started; a fault may strike at any moment here.
+        exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
         for document in events:
             message = aio_pika.Message(
                 json.dumps(document).encode(),
