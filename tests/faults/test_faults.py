@@ -112,7 +112,6 @@ async def test_broker_restarted(
         publishing = asyncio.create_task(publish(vhost_url, events, delay=0.01))
         await asyncio.sleep(0.7)
         rabbitmqctl("stop_app")
-        assert await herald.readyz() != 200 or True  # may take a heartbeat to notice
         await asyncio.sleep(2)
         rabbitmqctl("start_app")
         await publishing
