@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -39,7 +40,7 @@ from consumers.topology import (
     declare,
     retry_queue_name,
 )
-from herald.errors import HeraldError, RejectedMessage, TransientError
+from herald.errors import HeraldError, RejectedMessage, TransientError, retry_reason
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ class ConsumerObserver(Protocol):
     def received(self, domain: str) -> None: ...
     def dead_lettered(self, domain: str, reason: str) -> None: ...
     def requeued(self, domain: str) -> None: ...
-    def retried(self, domain: str, delay_ms: int) -> None: ...
+    def retried(self, domain: str, delay_ms: int, reason: str) -> None: ...
     def handled(self, domain: str, seconds: float) -> None: ...
     def accounted(self, domain: str, outcome: str) -> None:
         """Exactly once per delivery taken: how it ended (processed, ignored, duplicate,
@@ -87,6 +88,8 @@ class DomainConsumers:
         # Robust channels are weakly referenced by their connection: keep them here.
         self._consume_channel: AbstractRobustChannel | None = None
         self._publish_channel: AbstractRobustChannel | None = None
+        self._watch_channel: AbstractRobustChannel | None = None
+        self._queue_ages = QueueAges()
         self._queues: dict[str, AbstractQueue] = {}
         self._consumer_tags: dict[str, str] = {}
         self._in_flight: set[asyncio.Task[Any]] = set()
@@ -106,7 +109,10 @@ class DomainConsumers:
             publisher_confirms=True, on_return_raises=True
         )
         assert isinstance(publish_channel, AbstractRobustChannel)
+        watch_channel = await self._connection.channel()
+        assert isinstance(watch_channel, AbstractRobustChannel)
         self._consume_channel, self._publish_channel = consume_channel, publish_channel
+        self._watch_channel = watch_channel
         topology = await declare(consume_channel, self._options.retry_delays_ms)
         self._dlx = await publish_channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
         for domain in DOMAINS:
@@ -117,17 +123,26 @@ class DomainConsumers:
             )
         log.info("consuming", extra={"queues": sorted(q.name for q in self._queues.values())})
 
-    async def queue_stats(self) -> dict[str, tuple[int, int]]:
-        """Queue name -> (messages ready, consumers) for each domain queue and the DLQ."""
-        channel = self._publish_channel
+    async def queue_stats(self) -> dict[str, QueueStats]:
+        """Depth, consumers and oldest-message age of each domain queue and the DLQ."""
+        channel = self._watch_channel
         if channel is None or channel.is_closed:
             return {}
-        names = [queue.name for queue in self._queues.values()] + [DEAD_LETTER_QUEUE]
-        stats: dict[str, tuple[int, int]] = {}
-        for name in names:
-            declared = await channel.declare_queue(name, passive=True)
-            result = declared.declaration_result
-            stats[name] = (int(result.message_count or 0), int(result.consumer_count or 0))
+        stats: dict[str, QueueStats] = {}
+        for domain, queue in self._queues.items():
+            messages, consumers = await _depth(channel, queue.name)
+            age = self._queue_ages.domain_age(domain, messages)
+            stats[queue.name] = QueueStats(messages, consumers, age)
+        messages, consumers = await _depth(channel, DEAD_LETTER_QUEUE)
+        age = 0.0
+        if messages:
+            head_age = await _head_age(channel, DEAD_LETTER_QUEUE)
+            age = (
+                self._queue_ages.seen_nonempty(DEAD_LETTER_QUEUE) if head_age is None else head_age
+            )
+        else:
+            self._queue_ages.seen_empty(DEAD_LETTER_QUEUE)
+        stats[DEAD_LETTER_QUEUE] = QueueStats(messages, consumers, age)
         return stats
 
     @property
@@ -202,6 +217,7 @@ class DomainConsumers:
     async def _settle(self, domain: str, message: AbstractIncomingMessage) -> None:
         """The single ack point."""
         self._observer.received(domain)
+        self._queue_ages.taken(domain, message.timestamp)
         started = asyncio.get_running_loop().time()
         outcome = "interrupted"  # cancelled (shutdown): unacked, the broker redelivers it
         try:
@@ -215,7 +231,7 @@ class DomainConsumers:
                 "transient failure, retrying through the broker",
                 extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
             )
-            outcome = await self._retry_later(domain, message)
+            outcome = await self._retry_later(domain, message, retry_reason(exc))
         except Exception as exc:
             expected = isinstance(exc, HeraldError)
             # Herald's own messages carry no addresses; a library's might (and its chained
@@ -272,7 +288,7 @@ class DomainConsumers:
         )
         return "dead_lettered"
 
-    async def _retry_later(self, domain: str, message: AbstractIncomingMessage) -> str:
+    async def _retry_later(self, domain: str, message: AbstractIncomingMessage, reason: str) -> str:
         """Park a copy in the domain's retry queue for the next delay, confirmed, then ack the
         original. Never through portal.events, whose other consumers already had the event."""
         copy, delay_ms = retry_copy(message, self._options.retry_delays_ms)
@@ -295,7 +311,7 @@ class DomainConsumers:
             await self._requeue_after_backoff(domain, message)
             return "requeued"
         await _settle_quietly(message.ack())
-        self._observer.retried(domain, delay_ms)
+        self._observer.retried(domain, delay_ms, reason)
         return "retrying"
 
     async def _requeue_after_backoff(self, domain: str, message: AbstractIncomingMessage) -> None:
@@ -308,6 +324,93 @@ class DomainConsumers:
         # reject, not nack: RabbitMQ 4.3+ counts only rejects toward x-delivery-limit.
         await _settle_quietly(message.reject(requeue=True))
         self._observer.requeued(domain)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    messages: int  # ready
+    consumers: int
+    oldest_age_seconds: float
+
+
+@dataclass
+class QueueAges:
+    """How old the oldest ready message of each queue is, without consuming it.
+
+    A domain queue cannot be peeked (a requeue counts towards `x-delivery-limit`), so its age is
+    an upper bound: the queue is FIFO, so the head is younger than the last message taken
+    (by its AMQP `timestamp`, else the time it was taken). While nothing has been taken, it is
+    the time the queue has been seen non-empty.
+    """
+
+    last_published: dict[str, float] = field(default_factory=dict)
+    nonempty_since: dict[str, float] = field(default_factory=dict)
+
+    def taken(self, domain: str, published: datetime | None) -> None:
+        self.last_published[domain] = (
+            published.timestamp() if published is not None else time.time()
+        )
+
+    def domain_age(self, domain: str, messages: int) -> float:
+        if messages == 0:
+            self.seen_empty(domain)
+            return 0.0
+        since = self.seen_nonempty(domain)
+        last = self.last_published.get(domain)
+        return since if last is None else max(0.0, time.time() - last)
+
+    def seen_nonempty(self, key: str) -> float:
+        now = time.time()
+        return now - self.nonempty_since.setdefault(key, now)
+
+    def seen_empty(self, key: str) -> None:
+        self.nonempty_since.pop(key, None)
+
+
+async def _depth(channel: AbstractRobustChannel, name: str) -> tuple[int, int]:
+    # Not `channel.declare_queue(passive=True)`: a robust channel hands back its cached queue,
+    # whose declaration result is the first one's, so the counts would never change.
+    underlay = await channel.get_underlay_channel()
+    result = await underlay.queue_declare(name, passive=True)
+    return int(result.message_count or 0), int(result.consumer_count or 0)
+
+
+async def _head_age(channel: AbstractRobustChannel, name: str) -> float | None:
+    """Age of a dead-letter queue's head message, from when it was rejected. The message is
+    returned at once and keeps its place (quorum queues serve returned messages first); the
+    dead-letter queue has no delivery limit, so the peek costs it nothing."""
+    queue = await channel.get_queue(name, ensure=False)
+    message = await queue.get(no_ack=False, fail=False, timeout=5)
+    if message is None:
+        return None
+    try:
+        rejected_at = rejection_time(message)
+    finally:
+        await _settle_quietly(message.reject(requeue=True))
+    return None if rejected_at is None else max(0.0, time.time() - rejected_at.timestamp())
+
+
+def rejection_time(message: AbstractIncomingMessage) -> datetime | None:
+    """When a dead letter was rejected: Herald's `x-rejected-at`, else the broker's `x-death`
+    time (delivery limit), else the message's `timestamp`."""
+    headers = message.headers or {}
+    rejected_at = headers.get("x-rejected-at")
+    if isinstance(rejected_at, bytes):
+        rejected_at = rejected_at.decode(errors="replace")
+    if isinstance(rejected_at, str):
+        try:
+            return datetime.fromisoformat(rejected_at)
+        except ValueError:
+            pass
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        died = deaths[0].get("time")
+        if isinstance(died, datetime):
+            return died if died.tzinfo else died.replace(tzinfo=UTC)
+    stamp = message.timestamp
+    if stamp is not None:
+        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    return None
 
 
 async def _settle_quietly(settlement: Awaitable[None]) -> None:
@@ -344,6 +447,7 @@ def to_inbound(message: AbstractIncomingMessage, queue: str) -> InboundMessage:
         queue=queue,
         redelivered=bool(message.redelivered),
         delivery_count=_delivery_count(message),
+        received_at=time.monotonic(),
     )
 
 

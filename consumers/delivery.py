@@ -21,3 +21,4 @@ class InboundMessage:
     queue: str
     redelivered: bool = False
     delivery_count: int = 0
+    received_at: float = 0.0  # time.monotonic() when the broker's delivery reached Herald

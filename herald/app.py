@@ -97,16 +97,17 @@ class Service:
     auth_probe: asyncio.Task[None] | None = None
     queue_watch: asyncio.Task[None] | None = None
 
-    async def _queue_watch_loop(self, interval_seconds: float = 15.0) -> None:
+    async def _queue_watch_loop(self) -> None:
         """Queue depth and consumers per Herald queue, for the dashboard and alerts."""
         while True:
             try:
-                for name, (messages, consumers) in (await self.consumers.queue_stats()).items():
-                    self.metrics.queue_messages.labels(name).set(messages)
-                    self.metrics.queue_consumers.labels(name).set(consumers)
+                for name, stats in (await self.consumers.queue_stats()).items():
+                    self.metrics.queue_messages.labels(name).set(stats.messages)
+                    self.metrics.queue_consumers.labels(name).set(stats.consumers)
+                    self.metrics.queue_oldest_age.labels(name).set(stats.oldest_age_seconds)
             except Exception as exc:  # a passing broker fault; the next pass tries again
                 log.warning("queue statistics unavailable", extra={"error": type(exc).__name__})
-            await asyncio.sleep(interval_seconds)
+            await asyncio.sleep(self.settings.queue_watch_interval_seconds)
 
     def configuration_fault(self, error: Exception) -> None:
         """The mail server refused our credentials: pause consuming (the deliveries in hand go
@@ -173,7 +174,7 @@ class Service:
         while True:
             try:
                 await self.reminders.run_pass(self.pipeline.deliver)
-                self.metrics.scheduler_last_pass.set_to_current_time()
+                self.metrics.scheduler_passed()
                 purged = await self.ledger.purge_processed(retention)
                 if purged:
                     log.info("purged processed-event keys", extra={"count": purged})
@@ -189,7 +190,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
     metrics = Metrics()
     metrics.build_info.info({"version": herald_version()})
     ledger = await SqlLedger.open(settings.database_url)
-    ledger.observe = metrics.ledger_query.observe
+    ledger.observe = metrics.ledger_transaction
     schedules = ScheduleStore(ledger)
     reminders = ReminderScheduler(
         catalog=catalog,

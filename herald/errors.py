@@ -35,7 +35,11 @@ class RejectedMessage(HeraldError):
 
 
 class TransientError(HeraldError):
-    """A failure that may go away by itself (broker, database or mail server unavailable)."""
+    """A failure that may go away by itself (broker, database or mail server unavailable).
+
+    `retry_reason` is the low-cardinality class a retry is counted under in the metrics."""
+
+    retry_reason: str = "transient"
 
 
 class PermanentError(HeraldError):
@@ -45,14 +49,20 @@ class PermanentError(HeraldError):
 class TransientSendError(TransientError):
     """The mail server could not take the message now (connection error, timeout, 4xx)."""
 
+    retry_reason = "smtp_connection"
+
     def __init__(self, message: str, code: int | None = None) -> None:
         self.code = code
+        if code is not None and type(self).retry_reason == "smtp_connection":
+            self.retry_reason = "smtp_reply"
         super().__init__(message)
 
 
 class SmtpAuthenticationError(TransientSendError):
     """The mail server refused Herald's credentials (530/535): a configuration fault. Messages
     are neither failed nor dead-lettered for it; consuming pauses until a login succeeds."""
+
+    retry_reason = "smtp_auth"
 
 
 class PermanentSendError(PermanentError):
@@ -65,3 +75,23 @@ class PermanentSendError(PermanentError):
 
 class ConfigurationError(HeraldError):
     """Herald's own configuration is wrong; start-up stops with this message."""
+
+
+def error_class(error: BaseException) -> str:
+    """The low-cardinality class of an error, for the per-stage error metrics."""
+    if isinstance(error, RejectedMessage):
+        return "rejected"
+    if isinstance(error, SmtpAuthenticationError):
+        return "auth"
+    if isinstance(error, TransientError):
+        return "transient"
+    if isinstance(error, PermanentError):
+        return "permanent"
+    if isinstance(error, ConfigurationError):
+        return "configuration"
+    return "unexpected"
+
+
+def retry_reason(error: BaseException) -> str:
+    """Why a delivery is retried, as a metric label (`TransientError.retry_reason`)."""
+    return error.retry_reason if isinstance(error, TransientError) else "unexpected"

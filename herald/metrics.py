@@ -1,18 +1,31 @@
 """Every Prometheus metric Herald exports, on its own registry, plus the observer the consumer
-calls. Labels are low-cardinality only: domain, reason, notification, outcome."""
+calls. Labels are low-cardinality only: domain, stage, reason, notification, outcome; never ids,
+addresses or URLs."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 from consumers.topology import DOMAINS
+from herald.errors import error_class
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, *LATENCY_BUCKETS)
+ACCEPT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600)
+# The stages of RED metrics: consume (a whole delivery, taken to settled), validate (decode),
+# map (state update, catalog, recipients), render, send (SMTP or webhook), ledger (a transaction).
+STAGES = ("consume", "validate", "map", "render", "send", "ledger")
+ERROR_CLASSES = ("rejected", "transient", "permanent", "auth", "configuration", "unexpected")
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
+        self._scheduler_passed_at: float | None = None
         r = self.registry
         self.events_received = Counter(
             "herald_events_received",
@@ -20,10 +33,11 @@ class Metrics:
             ["domain"],
             registry=r,
         )
+        ProcessCollector(registry=r)  # process_start_time_seconds, for restart-aware alerts
         self.events_dead_lettered = Counter(
             "herald_events_dead_lettered",
             "Messages copied to the dead-letter exchange, by reject reason.",
-            ["reason"],
+            ["domain", "reason"],
             registry=r,
         )
         self.events_ignored = Counter(
@@ -46,15 +60,18 @@ class Metrics:
         )
         self.events_retried = Counter(
             "herald_events_retried",
-            "Deliveries parked in a broker-side retry queue after a transient failure.",
-            ["domain"],
+            "Deliveries parked in a broker-side retry queue after a transient failure, by the "
+            "failure's class.",
+            ["domain", "reason"],
             registry=r,
         )
         self.events_accounted = Counter(
             "herald_events_accounted",
-            "How each delivery taken ended, exactly once per delivery: processed, ignored, "
-            "duplicate, dead_lettered, retrying, requeued or interrupted. Summed over outcomes "
-            "it equals herald_events_received_total; a difference is a gap.",
+            "How each delivery taken ended, exactly once per delivery: sent, suppressed, "
+            "no_recipients, failed (valid events, by their notifications' outcomes), "
+            "dead_lettered, ignored, duplicate, retrying, requeued or interrupted. Summed over "
+            "outcomes it equals herald_events_received_total once in-flight deliveries settle; "
+            "a difference that persists is a gap.",
             ["domain", "outcome"],
             registry=r,
         )
@@ -68,7 +85,7 @@ class Metrics:
             "herald_notifications",
             "Notification deliveries by outcome "
             "(sent, failed, suppressed, no_recipients, retrying).",
-            ["notification", "outcome"],
+            ["domain", "notification", "outcome"],
             registry=r,
         )
         self.webhooks = Counter(
@@ -102,7 +119,27 @@ class Metrics:
             "herald_event_to_accept_seconds",
             "From the event's `time` to the SMTP server's acceptance (event-triggered emails).",
             ["domain", "notification"],
-            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+            buckets=ACCEPT_BUCKETS,
+            registry=r,
+        )
+        self.delivery_to_accept = Histogram(
+            "herald_delivery_to_accept_seconds",
+            "From the broker's delivery to Herald to the SMTP server's acceptance.",
+            ["domain", "notification"],
+            buckets=ACCEPT_BUCKETS,
+            registry=r,
+        )
+        self.stage_duration = Histogram(
+            "herald_stage_duration_seconds",
+            "Duration of each pipeline stage (consume, validate, map, render, send, ledger).",
+            ["stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.stage_errors = Counter(
+            "herald_stage_errors",
+            "Errors raised by each pipeline stage, by error class.",
+            ["stage", "error"],
             registry=r,
         )
         self.ledger_query = Histogram(
@@ -125,12 +162,28 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        self.queue_oldest_age = Gauge(
+            "herald_queue_oldest_message_age_seconds",
+            "Age of the oldest ready message in each Herald queue, 0 when empty. Dead-letter "
+            "queue: exact, from the head message's rejection time. Domain queues: an upper "
+            "bound, from the publish time of the last message Herald took (timestamp property, "
+            "else when it was taken); while nothing is taken, the time the queue has been seen "
+            "non-empty.",
+            ["queue"],
+            registry=r,
+        )
         self.queue_consumers = Gauge(
             "herald_queue_consumers",
             "Consumers attached to each Herald queue.",
             ["queue"],
             registry=r,
         )
+        self.scheduler_lag = Gauge(
+            "herald_scheduler_lag_seconds",
+            "Seconds since the scheduler loop last completed a pass (0 before the first).",
+            registry=r,
+        )
+        self.scheduler_lag.set_function(self._scheduler_lag)
         self.render_duration = Histogram(
             "herald_render_duration_seconds",
             "CPU time to render one email (templates and MIME).",
@@ -160,9 +213,48 @@ class Metrics:
             registry=r,
         )
         self.build_info = Info("herald_build", "Herald's version.", registry=r)
-        for domain in DOMAINS:  # export zeros so rates work from the first scrape
+        for domain in DOMAINS:  # export zeros so rates and ratios work from the first scrape
             self.events_received.labels(domain)
             self.events_processed.labels(domain)
+            for outcome in ("sent", "dead_lettered", "retrying"):
+                self.events_accounted.labels(domain, outcome)
+        for stage in STAGES:
+            self.stage_duration.labels(stage)
+        self.stage_errors.labels("ledger", "transient")
+        self.smtp_auth_failures.inc(0)
+
+    def _scheduler_lag(self) -> float:
+        last = self._scheduler_passed_at
+        return 0.0 if last is None else max(0.0, time.time() - last)
+
+    def scheduler_passed(self) -> None:
+        self._scheduler_passed_at = time.time()
+        self.scheduler_last_pass.set(self._scheduler_passed_at)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time one run of a pipeline stage and count the error it raises, if any."""
+        started = time.perf_counter()
+        try:
+            yield
+        except Exception as exc:
+            self.stage_errors.labels(name, error_class(exc)).inc()
+            raise
+        finally:
+            self.stage_duration.labels(name).observe(time.perf_counter() - started)
+
+    def stage_done(self, name: str, seconds: float, error: BaseException | None = None) -> None:
+        """Record a stage timed elsewhere (the ledger's transactions)."""
+        self.stage_duration.labels(name).observe(seconds)
+        if error is not None:
+            self.stage_errors.labels(name, error_class(error)).inc()
+
+    def ledger_transaction(self, seconds: float, error: BaseException | None) -> None:
+        self.ledger_query.observe(seconds)
+        self.stage_done("ledger", seconds, error)
+
+    def notification(self, domain: str, notification: str, outcome: str) -> None:
+        self.notifications.labels(domain, notification, outcome).inc()
 
     # ConsumerObserver -----------------------------------------------------------------------
 
@@ -170,16 +262,19 @@ class Metrics:
         self.events_received.labels(domain).inc()
 
     def dead_lettered(self, domain: str, reason: str) -> None:
-        self.events_dead_lettered.labels(reason).inc()
+        self.events_dead_lettered.labels(domain, reason).inc()
 
     def requeued(self, domain: str) -> None:
         self.events_requeued.labels(domain).inc()
 
-    def retried(self, domain: str, delay_ms: int) -> None:
-        self.events_retried.labels(domain).inc()
+    def retried(self, domain: str, delay_ms: int, reason: str) -> None:
+        self.events_retried.labels(domain, reason).inc()
 
     def accounted(self, domain: str, outcome: str) -> None:
         self.events_accounted.labels(domain, outcome).inc()
+        if outcome == "requeued":  # an unexpected failure or an unconfirmed publish
+            self.stage_errors.labels("consume", "unexpected").inc()
 
     def handled(self, domain: str, seconds: float) -> None:
         self.event_processing.labels(domain).observe(seconds)
+        self.stage_duration.labels("consume").observe(seconds)

@@ -54,6 +54,8 @@ class ThresholdHook(Protocol):
 class DeliveryBusy(TransientError):
     """Another worker holds this delivery's lease; the event is retried later."""
 
+    retry_reason = "busy"
+
 
 @dataclass
 class _OncePerHour:
@@ -90,44 +92,66 @@ class Pipeline:
     _unknown_types: _OncePerHour = field(default_factory=_OncePerHour)
 
     async def handle(self, message: InboundMessage) -> str:
-        decoded = decode(message)  # RejectedMessage goes back to the consumer: dead-letter
+        """Process one delivery; returns its accounting outcome (sent, suppressed,
+        no_recipients, failed, ignored or duplicate). Raises for the consumer to settle."""
+        started = time.perf_counter()
+        with self.metrics.stage("validate"):
+            decoded = decode(message)  # RejectedMessage goes back to the consumer: dead-letter
         if isinstance(decoded, IgnoredEvent):
             self._ignore(decoded)
             return "ignored"
         event = decoded
         if await self.ledger.is_processed(event.source, event.id):
             self.metrics.events_duplicate.labels(event.domain).inc()
-            log.info("duplicate event", extra=_event_fields(event))
+            log.info("duplicate event", extra={**_event_fields(event), "outcome": "duplicate"})
             return "duplicate"
-        # Step 8 of EVENTS.md section 1: reminder schedules and threshold state.
-        if self.reminders is not None:
-            await self.reminders.apply(event)
-        alerts = [] if self.thresholds is None else await self.thresholds.deliveries(event)
-        planned = plan_event(event, self.catalog, self.directory)
+        with self.metrics.stage("map"):
+            # Step 8 of EVENTS.md section 1: reminder schedules and threshold state.
+            if self.reminders is not None:
+                await self.reminders.apply(event)
+            alerts = [] if self.thresholds is None else await self.thresholds.deliveries(event)
+            planned = plan_event(event, self.catalog, self.directory)
         for spec in planned.without_recipients:
-            self.metrics.notifications.labels(spec.id, "no_recipients").inc()
+            self.metrics.notification(event.domain, spec.id, "no_recipients")
         deliveries = planned.deliveries + alerts
-        errors = await self.deliver(
-            event, deliveries, planned.webhooks, processed=(event.source, event.id, event.type)
+        report = await self.deliver_all(
+            event,
+            deliveries,
+            planned.webhooks,
+            processed=(event.source, event.id, event.type),
+            received_at=message.received_at or None,
         )
-        if errors:
-            raise errors[0]  # the broker redelivers; only unsettled deliveries are retried
+        if report.errors:
+            raise report.errors[0]  # retried later; only unsettled deliveries are sent again
         self.metrics.events_processed.labels(event.domain).inc()
+        outcome = report.event_outcome()
         log.info(
             "event processed",
-            extra={**_event_fields(event), "deliveries": len(deliveries)},
+            extra={
+                **_event_fields(event),
+                "outcome": outcome,
+                "deliveries": len(deliveries) + len(planned.webhooks),
+                "duration_ms": _milliseconds_since(started),
+            },
         )
-        return "processed"
+        return outcome
 
-    async def deliver(
+    async def deliver(self, event: Event, deliveries: Sequence[Delivery]) -> list[Exception]:
+        """Claim, send and settle deliveries (the scheduler's entry point); returns the errors
+        of those left for a retry."""
+        return (await self.deliver_all(event, deliveries)).errors
+
+    async def deliver_all(
         self,
         event: Event,
         deliveries: Sequence[Delivery],
         webhooks: Sequence[WebhookDelivery] = (),
         processed: tuple[str, str, str] | None = None,
-    ) -> list[Exception]:
-        """Claim, send and settle deliveries; return the errors of those left for a retry.
-        `processed` marks the event done in the same transaction, when nothing is left."""
+        received_at: float | None = None,
+    ) -> DeliveryReport:
+        """Claim, send and settle deliveries. `processed` marks the event done in the same
+        transaction, when nothing is left; `received_at` (monotonic) is when the broker
+        delivered the event, for the delivery-to-acceptance latency."""
         recorded: set[str] = set()  # deliveries already recorded as sent
         claims = await self.ledger.claim_many(
             [self._new_delivery(event, delivery) for delivery in deliveries]
@@ -143,7 +167,7 @@ class Pipeline:
         try:
             attempts = await asyncio.gather(
                 *(
-                    self._attempt(event, delivery, claims[delivery.key], recorded)
+                    self._attempt(event, delivery, claims[delivery.key], recorded, received_at)
                     for delivery in deliveries
                 ),
                 *(
@@ -173,8 +197,18 @@ class Pipeline:
             if attempt.channel == "webhook":
                 self.metrics.webhooks.labels(attempt.notification, attempt.outcome).inc()
             else:
-                self.metrics.notifications.labels(attempt.notification, attempt.outcome).inc()
-        return errors
+                self.metrics.notification(event.domain, attempt.notification, attempt.outcome)
+            log.info(
+                "notification settled",
+                extra={
+                    **_event_fields(event),
+                    "notification": attempt.notification,
+                    "channel": attempt.channel,
+                    "outcome": attempt.outcome,
+                    "duration_ms": attempt.duration_ms,
+                },
+            )
+        return DeliveryReport(errors, [attempt.outcome for attempt in attempts])
 
     async def _renew_leases(self, keys: list[str]) -> None:
         while True:
@@ -236,7 +270,8 @@ class Pipeline:
         try:
             if self.webhook_sender is None:
                 raise ConfigurationError("webhooks are configured but no webhook sender is")
-            result = await self.webhook_sender.send(render_webhook(event, webhook))
+            with self.metrics.stage("send"):
+                result = await self.webhook_sender.send(render_webhook(event, webhook))
         except Exception as exc:
             detail = str(exc) if isinstance(exc, HeraldError) else type(exc).__name__
             return _Attempt(
@@ -249,7 +284,12 @@ class Pipeline:
         return _Attempt(notification, "sent", channel="webhook")
 
     async def _attempt(
-        self, event: Event, delivery: Delivery, claim: Claim, recorded: set[str]
+        self,
+        event: Event,
+        delivery: Delivery,
+        claim: Claim,
+        recorded: set[str],
+        received_at: float | None = None,
     ) -> _Attempt:
         """Render and send one claimed delivery, and record it as sent right after the server's
         250, shielded from cancellation: a redelivery then skips it. Other outcomes are left to
@@ -259,35 +299,57 @@ class Pipeline:
         settled = self._settled_by_claim(notification, key, claim)
         if settled is not None:
             return settled
+        begun = time.perf_counter()
         try:
             started = time.perf_counter()
-            email = self.renderer.render(event, delivery, dict(delivery.extras))
+            with self.metrics.stage("render"):
+                email = self.renderer.render(event, delivery, dict(delivery.extras))
             self.metrics.render_duration.observe(time.perf_counter() - started)
             started = time.perf_counter()
-            result = await self.sender.send(email)
+            with self.metrics.stage("send"):
+                result = await self.sender.send(email)
             self.metrics.send_duration.observe(time.perf_counter() - started)
-            if delivery.spec.kind != "schedule":  # a reminder's event is days old by design
-                self.metrics.event_to_accept.labels(event.domain, notification).observe(
-                    max(0.0, (self.ledger.now() - event.time).total_seconds())
-                )
+            self._observe_acceptance(event, delivery, received_at)
         except PermanentSendError as exc:
             log.warning(
                 "notification failed permanently",
                 extra={**_event_fields(event), "notification": notification, "error": str(exc)},
             )
-            return _Attempt(notification, "failed", Settlement(key, "failed", str(exc)))
+            return _Attempt(
+                notification,
+                "failed",
+                Settlement(key, "failed", str(exc)),
+                duration_ms=_milliseconds_since(begun),
+            )
         except Exception as exc:
             if isinstance(exc, SmtpAuthenticationError) and self.on_configuration_fault:
                 self.on_configuration_fault(exc)
             detail = str(exc) if isinstance(exc, TransientError) else type(exc).__name__
             return _Attempt(
-                notification, "retrying", Settlement(key, "retrying", detail), error=exc
+                notification,
+                "retrying",
+                Settlement(key, "retrying", detail),
+                error=exc,
+                duration_ms=_milliseconds_since(begun),
             )
         await _record_even_if_cancelled(
             self.ledger.settle([Settlement(key, "sent", result.response[:500])], urgent=True)
         )
         recorded.add(key)
-        return _Attempt(notification, "sent")
+        return _Attempt(notification, "sent", duration_ms=_milliseconds_since(begun))
+
+    def _observe_acceptance(
+        self, event: Event, delivery: Delivery, received_at: float | None
+    ) -> None:
+        notification = delivery.spec.id
+        if delivery.spec.kind != "schedule":  # a reminder's event is days old by design
+            self.metrics.event_to_accept.labels(event.domain, notification).observe(
+                max(0.0, (self.ledger.now() - event.time).total_seconds())
+            )
+        if received_at is not None:
+            self.metrics.delivery_to_accept.labels(event.domain, notification).observe(
+                max(0.0, time.monotonic() - received_at)
+            )
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,6 +361,24 @@ class _Attempt:
     settlement: Settlement | None = None
     error: Exception | None = None
     channel: str = "email"
+    duration_ms: float = 0.0
+
+
+# An event's accounting outcome follows its notifications: the first of these that any of them
+# had, else no_recipients (nothing to send).
+_EVENT_OUTCOME_PRECEDENCE = ("failed", "sent", "suppressed")
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    errors: list[Exception]
+    outcomes: list[str]
+
+    def event_outcome(self) -> str:
+        for outcome in _EVENT_OUTCOME_PRECEDENCE:
+            if outcome in self.outcomes:
+                return outcome
+        return "no_recipients"
 
 
 async def _record_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
@@ -318,6 +398,10 @@ async def _shielded(work: Coroutine[Any, Any, None]) -> None:
         await asyncio.wait_for(asyncio.shield(work), timeout=2)
     except (TimeoutError, TransientError, asyncio.CancelledError):
         log.warning("could not release a delivery claim; its lease will expire")
+
+
+def _milliseconds_since(started: float) -> float:
+    return round((time.perf_counter() - started) * 1000, 3)
 
 
 def _event_fields(event: Event) -> dict[str, str]:

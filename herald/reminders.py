@@ -163,7 +163,7 @@ class ReminderScheduler:
             for recipient in resolve(spec.recipients, data, self.directory)
         ]
         if not deliveries:
-            self.metrics.notifications.labels(spec.id, "no_recipients").inc()
+            self.metrics.notification(event.domain, spec.id, "no_recipients")
         errors = await deliver(event, deliveries)
         if errors:
             await self.store.retry_later(reminder.id, RETRY_DELAY)

@@ -59,6 +59,7 @@ class Settings(BaseSettings):
     http_port: int = Field(default=9464, ge=0, le=65535)
     config: Path | None = None
     scheduler_interval_seconds: float = Field(default=60.0, gt=0)
+    queue_watch_interval_seconds: float = Field(default=15.0, gt=0)
     prefetch: int = Field(default=64, ge=1, le=10_000)
     shutdown_grace_seconds: float = Field(default=25.0, ge=0)
     requeue_base_seconds: float = Field(default=1.0, gt=0)

@@ -83,6 +83,8 @@ class NewDelivery:
 class LedgerUnavailable(TransientError):
     """The database could not be reached or answered with an error."""
 
+    retry_reason = "ledger"
+
 
 def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -93,11 +95,12 @@ class SqlLedger:
         self,
         engine: AsyncEngine,
         clock: Clock = utc_now,
-        observe: Callable[[float], None] | None = None,
+        observe: Callable[[float, BaseException | None], None] | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
-        self.observe = observe  # called with each transaction's duration (metrics)
+        # Called with each transaction's duration and its error, if any (metrics).
+        self.observe = observe
         self._dialect = engine.dialect.name
         self._gate = PriorityGate(engine.pool.size() if hasattr(engine.pool, "size") else 1)
 
@@ -131,16 +134,16 @@ class SqlLedger:
 
     async def _run(self, work: Callable[[AsyncConnection], Any], priority: int = NORMAL) -> Any:
         started = time.perf_counter()
+        error: BaseException | None = None
         try:
             async with self._gate.slot(priority), self._engine.begin() as connection:
                 return await work(connection)
-        except SQLAlchemyError as exc:
-            raise LedgerUnavailable(f"ledger: {type(exc).__name__}") from exc
-        except OSError as exc:
-            raise LedgerUnavailable(f"ledger: {type(exc).__name__}") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            error = LedgerUnavailable(f"ledger: {type(exc).__name__}")
+            raise error from exc
         finally:
             if self.observe is not None:
-                self.observe(time.perf_counter() - started)
+                self.observe(time.perf_counter() - started, error)
 
     # Processed events (EVENTS.md 3.2) ---------------------------------------------------------
 

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Start RabbitMQ and PostgreSQL when they are not answering, then wait until both are ready.
+# Installs what the tests need from Debian's packages when it is missing (rabbitmq-server,
+# postgresql, and prometheus for promtool).
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -20,6 +22,10 @@ postgres_ready() { pg_isready -q -h 127.0.0.1 -p 5432; }
 if ! command -v rabbitmq-server >/dev/null; then
   echo "installing rabbitmq-server" >&2
   apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server
+fi
+if ! command -v promtool >/dev/null; then  # the alert rules' unit tests (deploy/prometheus)
+  echo "installing prometheus (for promtool)" >&2
+  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
 fi
 if ! command -v pg_ctlcluster >/dev/null; then
   echo "installing postgresql" >&2

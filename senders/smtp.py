@@ -37,6 +37,8 @@ class AmbiguousSendError(TransientSendError):
     Not retried at once; the broker-side retry resends it later with the same Message-ID
     (RFC 5321 4.5.3.2: a duplicate beats a loss)."""
 
+    retry_reason = "smtp_dropped_in_data"
+
 
 @dataclass(frozen=True, slots=True)
 class SmtpOptions:

@@ -32,6 +32,8 @@ TIMEOUT_SECONDS = 10.0
 class TransientWebhookError(TransientError):
     """The endpoint did not answer 2xx in time; retry later."""
 
+    retry_reason = "webhook"
+
 
 def secret_variable(name: str) -> str:
     return "HERALD_WEBHOOK_SECRET_" + re.sub(r"[^A-Za-z0-9]", "_", name).upper()

@@ -7,6 +7,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from catalog.plan import Planned, plan_event
 from catalog.recipients import Directory
 from catalog.registry import load_catalog
@@ -111,3 +113,13 @@ def html_part(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     assert part is not None
     return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def sample_sum(registry: CollectorRegistry, name: str, **labels: str) -> float:
+    """The sum of every sample called `name` whose labels include `labels` (0 when none)."""
+    return sum(
+        sample.value
+        for family in registry.collect()
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )

@@ -19,6 +19,7 @@ from herald.app import Service, build_service
 from herald.http import bound_port
 from herald.settings import Settings
 from tests.conftest import SmtpServer
+from tests.support import sample_sum
 
 pytestmark = pytest.mark.integration
 
@@ -73,9 +74,10 @@ class Broker:
         raise AssertionError(f"no dead letter for message_id {message_id!r}")
 
     async def queue_depth(self, name: str) -> int:
-        queue = await self.channel.declare_queue(name, passive=True)
-        count = queue.declaration_result.message_count
-        return int(count or 0)
+        # The underlying channel: a robust channel's passive declare returns a cached result.
+        underlay = await self.channel.get_underlay_channel()
+        result = await underlay.queue_declare(name, passive=True)
+        return int(result.message_count or 0)
 
 
 @pytest.fixture
@@ -126,7 +128,8 @@ def http_port(service: Service) -> int:
 
 
 def metric(service: Service, name: str, **labels: str) -> float:
-    return service.metrics.registry.get_sample_value(name, labels) or 0.0
+    """The sum of the samples called `name` whose labels include `labels`."""
+    return sample_sum(service.metrics.registry, name, **labels)
 
 
 async def wait_for_metric(

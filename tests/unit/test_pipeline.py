@@ -43,8 +43,7 @@ def pipeline(ledger: SqlLedger, sender: MemorySender) -> Pipeline:
 
 
 def counter(pipeline: Pipeline, name: str, **labels: str) -> float:
-    value = pipeline.metrics.registry.get_sample_value(name, labels)
-    return value or 0.0
+    return support.sample_sum(pipeline.metrics.registry, name, **labels)
 
 
 @pytest.fixture
@@ -75,7 +74,7 @@ async def test_event_sends_each_recipient_once_and_is_marked_processed(
 async def test_duplicate_event_has_no_effect(
     pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
 ) -> None:
-    assert await pipeline.handle(support.inbound(placed)) == "processed"
+    assert await pipeline.handle(support.inbound(placed)) == "sent"
     assert await pipeline.handle(support.inbound(placed, redelivered=True)) == "duplicate"
     assert len(sender.sent) == 2
     assert counter(pipeline, "herald_events_duplicate_total", domain="orders") == 1
