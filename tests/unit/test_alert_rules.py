@@ -4,6 +4,7 @@ section of the runbook."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -77,3 +78,35 @@ def test_every_alert_is_annotated_and_has_its_runbook_section() -> None:
         assert "docs/runbook.md#" in str(annotations["runbook"])
         assert anchor == str(rule["alert"]).lower() and anchor in headings, rule["alert"]
         assert rule["labels"]["severity"] in ("page", "ticket")  # type: ignore[index]
+
+
+def test_dashboard_is_importable_as_is() -> None:
+    dashboard = json.loads((ROOT / "deploy/grafana/herald.json").read_text())
+    assert dashboard.get("id") is None  # an id would clash with the importing Grafana's own
+    assert dashboard["uid"] == "herald" and dashboard["title"] == "Herald"
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    panels = dashboard["panels"]
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids))
+    rows = [panel["title"] for panel in panels if panel["type"] == "row"]
+    assert rows == [
+        "Flow",
+        "Latency",
+        "Errors and retries",
+        "Dead letters",
+        "Queues and consumers",
+        "SMTP",
+        "Scheduler",
+    ]
+    for panel in panels:
+        assert {"x", "y", "w", "h"} <= panel["gridPos"].keys(), panel["title"]
+        if panel["type"] == "row":
+            continue
+        assert panel["type"] in ("timeseries", "stat"), panel["title"]
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}"
+            assert 'job="herald"' in target["expr"], panel["title"]
