@@ -15,7 +15,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -124,7 +124,8 @@ class DomainConsumers:
         log.info("consuming", extra={"queues": sorted(q.name for q in self._queues.values())})
 
     async def queue_stats(self) -> dict[str, QueueStats]:
-        """Depth, consumers and oldest-message age of each domain queue and the DLQ."""
+        """Depth and consumers of each domain queue and the DLQ, and the domain queues'
+        oldest-message age."""
         channel = self._watch_channel
         if channel is None or channel.is_closed:
             return {}
@@ -133,16 +134,10 @@ class DomainConsumers:
             messages, consumers = await _depth(channel, queue.name)
             age = self._queue_ages.domain_age(domain, messages)
             stats[queue.name] = QueueStats(messages, consumers, age)
+        # The dead-letter queue's age is the ledger's to tell (`ledger.queue_marks`): a peek
+        # would reorder its messages under the replay tool.
         messages, consumers = await _depth(channel, DEAD_LETTER_QUEUE)
-        age = 0.0
-        if messages:
-            head_age = await _head_age(channel, DEAD_LETTER_QUEUE)
-            age = (
-                self._queue_ages.seen_nonempty(DEAD_LETTER_QUEUE) if head_age is None else head_age
-            )
-        else:
-            self._queue_ages.seen_empty(DEAD_LETTER_QUEUE)
-        stats[DEAD_LETTER_QUEUE] = QueueStats(messages, consumers, age)
+        stats[DEAD_LETTER_QUEUE] = QueueStats(messages, consumers, None)
         return stats
 
     @property
@@ -330,7 +325,7 @@ class DomainConsumers:
 class QueueStats:
     messages: int  # ready
     consumers: int
-    oldest_age_seconds: float
+    oldest_age_seconds: float | None  # None: not known here
 
 
 @dataclass
@@ -375,25 +370,9 @@ async def _depth(channel: AbstractRobustChannel, name: str) -> tuple[int, int]:
     return int(result.message_count or 0), int(result.consumer_count or 0)
 
 
-async def _head_age(channel: AbstractRobustChannel, name: str) -> float | None:
-    """Age of a dead-letter queue's head message, from when it was rejected. The message is
-    returned at once and keeps its place (quorum queues serve returned messages first); the
-    dead-letter queue has no delivery limit, so the peek costs it nothing."""
-    queue = await channel.get_queue(name, ensure=False)
-    message = await queue.get(no_ack=False, fail=False, timeout=5)
-    if message is None:
-        return None
-    try:
-        rejected_at = rejection_time(message)
-    finally:
-        await _settle_quietly(message.reject(requeue=True))
-    return None if rejected_at is None else max(0.0, time.time() - rejected_at.timestamp())
-
-
-def rejection_time(message: AbstractIncomingMessage) -> datetime | None:
+def rejection_time(headers: Mapping[str, Any], timestamp: datetime | None) -> datetime | None:
     """When a dead letter was rejected: Herald's `x-rejected-at`, else the broker's `x-death`
     time (delivery limit), else the message's `timestamp`."""
-    headers = message.headers or {}
     rejected_at = headers.get("x-rejected-at")
     if isinstance(rejected_at, bytes):
         rejected_at = rejected_at.decode(errors="replace")
@@ -407,9 +386,8 @@ def rejection_time(message: AbstractIncomingMessage) -> datetime | None:
         died = deaths[0].get("time")
         if isinstance(died, datetime):
             return died if died.tzinfo else died.replace(tzinfo=UTC)
-    stamp = message.timestamp
-    if stamp is not None:
-        return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+    if timestamp is not None:
+        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
     return None
 
 

@@ -26,6 +26,7 @@ from herald.pipeline import Pipeline
 from herald.reminders import ReminderScheduler
 from herald.settings import ConfigFile, Settings, load_config_file
 from herald.thresholds import ThresholdAlerts
+from ledger.queue_marks import QueueMarks
 from ledger.schedules import ScheduleStore
 from ledger.store import SqlLedger
 from renderers.email import EmailRenderer
@@ -92,6 +93,7 @@ class Service:
     pipeline: Pipeline
     consumers: DomainConsumers
     reminders: ReminderScheduler
+    queue_marks: QueueMarks
     http: web.AppRunner | None = None
     scheduler: asyncio.Task[None] | None = None
     auth_probe: asyncio.Task[None] | None = None
@@ -104,7 +106,12 @@ class Service:
                 for name, stats in (await self.consumers.queue_stats()).items():
                     self.metrics.queue_messages.labels(name).set(stats.messages)
                     self.metrics.queue_consumers.labels(name).set(stats.consumers)
-                    self.metrics.queue_oldest_age.labels(name).set(stats.oldest_age_seconds)
+                    age = stats.oldest_age_seconds
+                    if age is None:  # the dead-letter queue: since when, from the ledger
+                        oldest = await self.queue_marks.observe(name, stats.messages)
+                        now = self.ledger.now()
+                        age = 0.0 if oldest is None else max(0.0, (now - oldest).total_seconds())
+                    self.metrics.queue_oldest_age.labels(name).set(age)
             except Exception as exc:  # a passing broker fault; the next pass tries again
                 log.warning("queue statistics unavailable", extra={"error": type(exc).__name__})
             await asyncio.sleep(self.settings.queue_watch_interval_seconds)
@@ -237,6 +244,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         pipeline=pipeline,
         consumers=consumers,
         reminders=reminders,
+        queue_marks=QueueMarks(ledger),
     )
     pipeline.on_configuration_fault = service.configuration_fault
     return service

@@ -1,4 +1,5 @@
-"""The `herald` command line (typer): run, topology declare, dev-smtp."""
+"""The `herald` command line (typer): run, topology declare, dev-smtp, catalog, schemas,
+reminders, replay (dead letters) and deliveries (support)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from consumers.topology import declare
 from herald.devsmtp import start_dev_smtp
 from herald.errors import ConfigurationError
 from herald.logs import configure_logging
+from herald.replay_cli import deliveries_app, replay_app
 from herald.settings import load_settings
 from ledger.schedules import ReminderListing
 
@@ -30,6 +32,8 @@ schemas_app = typer.Typer(
     help="The event contract as JSON Schema and AsyncAPI.", no_args_is_help=True
 )
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(replay_app, name="replay")
+app.add_typer(deliveries_app, name="deliveries")
 console = Console(stderr=True)
 
 

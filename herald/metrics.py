@@ -165,10 +165,10 @@ class Metrics:
         self.queue_oldest_age = Gauge(
             "herald_queue_oldest_message_age_seconds",
             "Age of the oldest ready message in each Herald queue, 0 when empty. Dead-letter "
-            "queue: exact, from the head message's rejection time. Domain queues: an upper "
-            "bound, from the publish time of the last message Herald took (timestamp property, "
-            "else when it was taken); while nothing is taken, the time the queue has been seen "
-            "non-empty.",
+            "queue: since when it has held messages without interruption (exact after any "
+            "herald replay command, which reads every message). Domain queues: an upper bound, "
+            "from the publish time of the last message Herald took (timestamp property, else "
+            "when it was taken); while nothing is taken, how long the queue has been non-empty.",
             ["queue"],
             registry=r,
         )

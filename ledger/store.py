@@ -111,8 +111,13 @@ class SqlLedger:
         return ledger
 
     async def create_schema(self) -> None:
+        """Create missing tables, and indexes added to existing tables since (create_all
+        creates an index only with its table)."""
         async with self._engine.begin() as connection:
             await connection.run_sync(metadata.create_all)
+            for table in metadata.sorted_tables:
+                for index in table.indexes:
+                    await connection.run_sync(index.create, checkfirst=True)
 
     async def close(self) -> None:
         await self._engine.dispose()

@@ -49,6 +49,7 @@ deliveries = Table(
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("detail", Text, nullable=True),
     Index("ix_deliveries_event", "event_source", "event_id"),
+    Index("ix_deliveries_recipient", "recipient"),
 )
 
 # The latest applied state of an entity that reminder series hang on (NOTIFICATIONS.md 4):
@@ -102,4 +103,32 @@ threshold_alerts = Table(
     PrimaryKeyConstraint(
         "notification", "subscription_id", "period_start", name="pk_threshold_alerts"
     ),
+)
+
+# Every requeue, import and purge of dead letters (`herald replay`): written when the operation
+# starts (outcome "started") and completed when it ends, so an interrupted one still shows.
+replay_audit = Table(
+    "replay_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(20), nullable=False),  # requeue, import, purge
+    Column("dry_run", Boolean, nullable=False, default=False),
+    Column("filters", Text, nullable=False),  # JSON
+    Column("counts", Text, nullable=False),  # JSON
+    Column("outcome", String(20), nullable=False),  # started, ok, failed
+    Column("detail", Text, nullable=True),
+    Index("ix_replay_audit_started_at", "started_at"),
+)
+
+# Since when a queue has held messages without interruption (the dead-letter queue's
+# oldest-message age): set by the queue watch when it first sees the queue non-empty, cleared
+# when it sees it empty, and set exactly by the replay tool, which reads every message.
+queue_marks = Table(
+    "queue_marks",
+    metadata,
+    Column("queue", String(255), primary_key=True),
+    Column("oldest_at", DateTime(timezone=True), nullable=False),
 )

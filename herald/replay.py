@@ -1,0 +1,463 @@
+"""The dead-letter replay tool's operations: list, show, requeue, export, import, purge.
+
+Each one browses `herald.dead-letter` without consuming (`consumers.dead_letters`), selects
+messages with `Filters`, and settles only what it acted on; everything else goes back in order.
+`requeue` re-validates each message against the current schemas first, republishes the valid
+ones into Herald's own queue for their domain (never `portal.events`) and removes a dead letter
+only after the broker confirmed its copy. The ledger makes a replay safe: an event already
+processed is a duplicate, an email already sent is not sent again. Requeue, import and purge are
+written to the audit table before they start and when they end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from consumers.dead_letter_file import from_line, to_line
+from consumers.dead_letters import DeadLetterSession, Held, StoredMessage, pace, replayed_headers
+from consumers.delivery import InboundMessage
+from consumers.topology import DEAD_LETTER_QUEUE, DOMAINS, queue_name
+from herald.errors import RejectedMessage
+from ledger.audit import AuditLog
+from ledger.queue_marks import QueueMarks
+from schemas.decode import decode
+from schemas.envelope import IgnoredEvent
+
+SECRET_KEYS = frozenset({"action_url", "password", "secret", "token", "api_key"})
+REDACTED = "<redacted>"
+Progress = Callable[[int], None]  # called with how many messages were just handled
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Which dead letters an operation acts on; every given filter must match."""
+
+    reasons: tuple[str, ...] = ()
+    type_glob: str | None = None
+    source_glob: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    ids: tuple[str, ...] = ()
+
+    def matches(self, entry: DeadLetter) -> bool:
+        if self.reasons and entry.reason not in self.reasons:
+            return False
+        if self.type_glob and not fnmatch.fnmatchcase(entry.event_type, self.type_glob):
+            return False
+        if self.source_glob and not (
+            entry.source is not None and fnmatch.fnmatchcase(entry.source, self.source_glob)
+        ):
+            return False
+        if self.ids and entry.event_id not in self.ids:
+            return False
+        if self.since or self.until:
+            at = entry.rejected_at
+            if at is None:
+                return False
+            if self.since and at < self.since:
+                return False
+            if self.until and at > self.until:
+                return False
+        return True
+
+    def describe(self) -> dict[str, Any]:
+        """The filters given, for the audit trail and JSON output."""
+        return {
+            key: value.isoformat() if isinstance(value, datetime) else value
+            for key, value in asdict(self).items()
+            if value not in (None, ())
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One dead letter, described for people: why, what, from whom, when."""
+
+    position: int  # 1-based place in the queue when browsed
+    message: StoredMessage
+    reason: str
+    event_type: str
+    source: str | None
+    event_id: str | None
+    rejected_at: datetime | None
+    detail: str | None
+
+    def age_seconds(self, now: datetime) -> float | None:
+        return None if self.rejected_at is None else (now - self.rejected_at).total_seconds()
+
+    def summary(self, now: datetime) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "id": self.event_id,
+            "reason": self.reason,
+            "type": self.event_type,
+            "source": self.source,
+            "rejected_at": None if self.rejected_at is None else self.rejected_at.isoformat(),
+            "age_seconds": self.age_seconds(now),
+            "detail": self.detail,
+            "replay_count": self.message.replay_count,
+        }
+
+
+def describe(message: StoredMessage, position: int) -> DeadLetter:
+    document = _json_object(message.body)
+    source = document.get("source") if document else None
+    body_id = document.get("id") if document else None
+    detail = message.headers.get("x-reject-detail")
+    if isinstance(detail, bytes):
+        detail = detail.decode(errors="replace")
+    return DeadLetter(
+        position=position,
+        message=message,
+        reason=message.reason,
+        event_type=message.original_routing_key,
+        source=source if isinstance(source, str) else None,
+        event_id=message.message_id or (body_id if isinstance(body_id, str) else None),
+        rejected_at=message.rejected_at,
+        detail=detail if isinstance(detail, str) else None,
+    )
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def redact(value: Any) -> Any:
+    """A copy with secret links and credentials replaced (EVENTS.md 4.4)."""
+    if isinstance(value, dict):
+        return {
+            key: REDACTED if key.lower() in SECRET_KEYS else redact(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact(item) for item in value]
+    return value
+
+
+def shown_body(message: StoredMessage) -> str:
+    """The body pretty-printed with secrets redacted; a body that is not JSON is shown as
+    text with undecodable bytes escaped."""
+    document = _json_object(message.body)
+    if document is None:
+        return message.body.decode("utf-8", errors="backslashreplace")
+    return json.dumps(redact(document), indent=2, ensure_ascii=False)
+
+
+# Re-validation ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What Herald would do with a replayed message: `valid` (processed), `invalid`
+    (dead-lettered again, with the reason) or `ignored` (a type the contract does not define)."""
+
+    outcome: str
+    domain: str | None
+    reason: str | None = None
+    detail: str | None = None
+
+
+def revalidate(entry: DeadLetter) -> Verdict:
+    """Run the consumer's checks (EVENTS.md 11, 1 to 8) with the current schemas."""
+    domain = entry.event_type.split(".", 1)[0]
+    properties = entry.message.properties
+    inbound = InboundMessage(
+        body=entry.message.body,
+        routing_key=entry.event_type,
+        content_type=properties.get("content_type"),
+        content_encoding=properties.get("content_encoding"),
+        message_id=entry.message.message_id,
+        queue=queue_name(domain),
+    )
+    try:
+        decoded = decode(inbound)
+    except RejectedMessage as rejection:
+        return Verdict("invalid", None, rejection.reason, rejection.detail)
+    if domain not in DOMAINS:  # decode rejects these; kept as a guard for the routing below
+        return Verdict("invalid", None, "unknown_event_type", f"no queue for domain {domain}")
+    if isinstance(decoded, IgnoredEvent):
+        return Verdict("ignored", domain, "unknown_type", f"{decoded.type} is not defined")
+    return Verdict("valid", domain)
+
+
+# Operations ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Selection:
+    """The browsed dead letters and those the filters select (up to the limit)."""
+
+    held: list[Held]
+    entries: list[DeadLetter]
+    selected: list[tuple[Held, DeadLetter]]
+
+
+async def select(
+    session: DeadLetterSession, filters: Filters, limit: int | None = None
+) -> Selection:
+    held = await session.browse()
+    entries = [describe(item.message, position) for position, item in enumerate(held, 1)]
+    selected = [(item, entry) for item, entry in zip(held, entries, strict=True)]
+    selected = [(item, entry) for item, entry in selected if filters.matches(entry)]
+    if limit is not None:
+        selected = selected[:limit]
+    return Selection(held, entries, selected)
+
+
+async def record_oldest(marks: QueueMarks | None, held: Sequence[Held]) -> None:
+    """Tell the ledger the exact age of the oldest dead letter left (the queue watch's
+    `herald_queue_oldest_message_age_seconds`), from a full browse of the queue."""
+    if marks is None:
+        return
+    left = [item.message.rejected_at for item in held if not item.settled]
+    known = [at for at in left if at is not None]
+    if not left:
+        await marks.set_oldest(DEAD_LETTER_QUEUE, None)
+    elif known:
+        await marks.set_oldest(DEAD_LETTER_QUEUE, min(known))
+
+
+async def list_dead_letters(
+    url: str, filters: Filters, limit: int | None = None, marks: QueueMarks | None = None
+) -> tuple[list[DeadLetter], int]:
+    """The selected dead letters, and how many the queue holds; nothing is consumed."""
+    async with DeadLetterSession(url, connection_name="herald-replay-list") as session:
+        selection = await select(session, filters, limit)
+        await record_oldest(marks, selection.held)
+    return [entry for _, entry in selection.selected], len(selection.entries)
+
+
+async def find_dead_letter(url: str, message_id: str) -> DeadLetter | None:
+    entries, _ = await list_dead_letters(url, Filters(ids=(message_id,)), limit=1)
+    return entries[0] if entries else None
+
+
+@dataclass
+class RequeueReport:
+    dry_run: bool
+    selected: int = 0
+    requeued: int = 0
+    still_invalid: int = 0
+    ignored: int = 0
+    forced: int = 0
+    unroutable: int = 0
+    actions: list[dict[str, Any]] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "selected": self.selected,
+            "requeued": self.requeued,
+            "still_invalid": self.still_invalid,
+            "ignored": self.ignored,
+            "forced": self.forced,
+            "unroutable": self.unroutable,
+        }
+
+
+async def requeue(
+    url: str,
+    filters: Filters,
+    audit: AuditLog,
+    *,
+    actor: str,
+    dry_run: bool = False,
+    force: bool = False,
+    rate: float | None = None,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    marks: QueueMarks | None = None,
+) -> RequeueReport:
+    """Re-validate and republish the selected dead letters into `herald.<domain>`.
+
+    Still-invalid (and undefined-type) messages stay unless `force`; a forced one whose domain
+    is unknown has no queue to go to and stays too. With `dry_run` nothing changes.
+    """
+    report = RequeueReport(dry_run=dry_run)
+    audit_id = await audit.start("requeue", actor, _audited(filters, force, rate, limit), dry_run)
+    try:
+        async with DeadLetterSession(url, connection_name="herald-replay-requeue") as session:
+            selection = await select(session, filters, limit)
+            report.selected = len(selection.selected)
+            started = asyncio.get_running_loop().time()
+            for held, entry in selection.selected:
+                verdict = revalidate(entry)
+                action = _plan(verdict, entry, force)
+                report.actions.append(
+                    {
+                        "id": entry.event_id,
+                        "type": entry.event_type,
+                        "verdict": verdict.outcome,
+                        "reason": verdict.reason,
+                        "detail": verdict.detail,
+                        "action": action,
+                    }
+                )
+                if action == "requeue":
+                    if verdict.outcome != "valid":
+                        report.forced += 1
+                    if not dry_run:
+                        domain = entry.event_type.split(".", 1)[0]
+                        copy = held.message.to_message(replayed_headers(held.message, actor))
+                        await session.publish_to_queue(copy, queue_name(domain))
+                        await session.remove(held)  # only after the broker confirmed the copy
+                        await pace(rate, started, report.requeued + 1)
+                    report.requeued += 1
+                elif verdict.outcome == "ignored":
+                    report.ignored += 1
+                elif action == "keep_unroutable":
+                    report.unroutable += 1
+                else:
+                    report.still_invalid += 1
+                if progress is not None:
+                    progress(1)
+            await record_oldest(marks, selection.held)
+    except BaseException as exc:
+        await _finish_quietly(audit, audit_id, "failed", report.counts(), repr(exc))
+        raise
+    await audit.finish(audit_id, "ok", report.counts())
+    return report
+
+
+def _plan(verdict: Verdict, entry: DeadLetter, force: bool) -> str:
+    if verdict.outcome == "valid":
+        return "requeue"
+    if not force:
+        return "keep"
+    domain = entry.event_type.split(".", 1)[0]
+    return "requeue" if domain in DOMAINS else "keep_unroutable"
+
+
+def _audited(
+    filters: Filters, force: bool, rate: float | None, limit: int | None
+) -> dict[str, Any]:
+    options = {"force": force, "rate": rate, "limit": limit}
+    return {**filters.describe(), **{key: value for key, value in options.items() if value}}
+
+
+async def _finish_quietly(
+    audit: AuditLog, audit_id: int, outcome: str, counts: dict[str, int], detail: str
+) -> None:
+    # The original error matters more than a failed audit update.
+    with contextlib.suppress(Exception):
+        await asyncio.shield(audit.finish(audit_id, outcome, counts, detail))
+
+
+async def purge(
+    url: str,
+    filters: Filters,
+    audit: AuditLog,
+    *,
+    actor: str,
+    limit: int | None = None,
+    progress: Progress | None = None,
+    marks: QueueMarks | None = None,
+) -> int:
+    """Delete the selected dead letters; returns how many."""
+    audit_id = await audit.start("purge", actor, _audited(filters, False, None, limit))
+    purged = 0
+    try:
+        async with DeadLetterSession(url, connection_name="herald-replay-purge") as session:
+            selection = await select(session, filters, limit)
+            for held, _ in selection.selected:
+                await session.remove(held)
+                purged += 1
+                if progress is not None:
+                    progress(1)
+            await record_oldest(marks, selection.held)
+    except BaseException as exc:
+        await _finish_quietly(audit, audit_id, "failed", {"purged": purged}, repr(exc))
+        raise
+    await audit.finish(audit_id, "ok", {"purged": purged})
+    return purged
+
+
+async def export(
+    url: str,
+    filters: Filters,
+    path: Path,
+    limit: int | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Write the selected dead letters to `path` as JSON lines; nothing is consumed."""
+    async with DeadLetterSession(url, connection_name="herald-replay-export") as session:
+        selection = await select(session, filters, limit)
+        lines = [to_line(held.message) for held, _ in selection.selected]
+        await asyncio.to_thread(_write_lines, path, lines)
+        if progress is not None:
+            progress(len(lines))
+    return len(lines)
+
+
+def _write_lines(path: Path, lines: Sequence[str]) -> None:
+    temporary = path.with_name(path.name + ".partial")
+    temporary.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    temporary.replace(path)
+
+
+def read_export(path: Path) -> list[StoredMessage]:
+    """Parse a file written by `export`; a bad line stops the import before anything is
+    published, naming the line."""
+    messages = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            messages.append(from_line(line))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}:{number}: {exc}") from exc
+    return messages
+
+
+async def import_file(
+    url: str,
+    path: Path,
+    audit: AuditLog,
+    *,
+    actor: str,
+    progress: Progress | None = None,
+) -> int:
+    """Publish every message of an export back into the dead-letter queue (confirmed)."""
+    messages = await asyncio.to_thread(read_export, path)
+    audit_id = await audit.start("import", actor, {"file": path.name})
+    imported = 0
+    try:
+        async with DeadLetterSession(url, connection_name="herald-replay-import") as session:
+            for message in messages:
+                await session.publish_dead_letter(message)
+                imported += 1
+                if progress is not None:
+                    progress(1)
+    except BaseException as exc:
+        await _finish_quietly(audit, audit_id, "failed", {"imported": imported}, repr(exc))
+        raise
+    await audit.finish(audit_id, "ok", {"imported": imported})
+    return imported
+
+
+def summarize(entries: Iterable[DeadLetter]) -> dict[str, dict[str, int]]:
+    """Counts by reason and by event type."""
+    by_reason: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    for entry in entries:
+        by_reason[entry.reason] = by_reason.get(entry.reason, 0) + 1
+        by_type[entry.event_type] = by_type.get(entry.event_type, 0) + 1
+    return {
+        "by_reason": dict(sorted(by_reason.items())),
+        "by_type": dict(sorted(by_type.items())),
+    }
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)

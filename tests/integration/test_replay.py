@@ -1,0 +1,528 @@
+"""`herald replay` and `herald deliveries find` against the real broker, ledger and SMTP server.
+
+Dead letters come from the real paths: Herald's own consumer dead-letters bad input, RabbitMQ
+dead-letters a message past a queue's delivery limit, and a few are published to `herald.dlx`
+with exactly Herald's headers (standing in for what an older Herald version rejected).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import pytest
+
+from consumers.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, queue_name
+from herald.app import Service, build_service
+from herald.replay import Filters, list_dead_letters, requeue
+from ledger.audit import AuditLog
+from ledger.queue_marks import QueueMarks
+from ledger.store import SqlLedger
+from schemas.examples import load_example
+from tests.conftest import SmtpServer
+from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
+
+pytestmark = pytest.mark.integration
+HERALD = str(Path(sys.executable).parent / "herald")
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+def event(example: str, **changes: Any) -> dict[str, Any]:
+    document = load_example(example)
+    document["id"] = f"{example}-{uuid.uuid4().hex[:8]}"
+    document.update(changes)
+    return document
+
+
+async def herald_dead_letter(
+    broker: Broker,
+    document: dict[str, Any] | bytes,
+    reason: str,
+    *,
+    routing_key: str | None = None,
+    rejected_at: datetime | None = None,
+    message_id: str | None = None,
+) -> None:
+    """A dead letter exactly as Herald's consumer writes it (EVENTS.md 11)."""
+    body = document if isinstance(document, bytes) else json.dumps(document).encode()
+    key = routing_key or (document["type"] if isinstance(document, dict) else "orders.x")
+    exchange = await broker.channel.get_exchange(DEAD_LETTER_EXCHANGE)
+    await exchange.publish(
+        aio_pika.Message(
+            body=body,
+            content_type=CONTENT_TYPE,
+            message_id=message_id or (document["id"] if isinstance(document, dict) else None),
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            timestamp=datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
+            app_id="orders-service",
+            headers={
+                "x-reject-reason": reason,
+                "x-reject-detail": "data.order: field required",
+                "x-rejected-at": (rejected_at or datetime.now(UTC)).isoformat(
+                    timespec="milliseconds"
+                ),
+                "x-original-exchange": "portal.events",
+                "x-original-routing-key": key,
+                "x-rejected-by": "herald",
+            },
+        ),
+        routing_key=key,
+        timeout=10,
+    )
+
+
+async def broker_dead_letter(broker: Broker, document: dict[str, Any]) -> None:
+    """A message RabbitMQ itself dead-letters: past a quorum queue's x-delivery-limit."""
+    name = f"herald-test-limit-{uuid.uuid4().hex[:8]}"
+    queue = await broker.channel.declare_queue(
+        name,
+        durable=True,
+        arguments={
+            "x-queue-type": "quorum",
+            "x-delivery-limit": 1,
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        },
+    )
+    exchange = await broker.channel.get_exchange("portal.events")
+    await queue.bind(exchange, routing_key=document["type"])
+    await exchange.publish(
+        aio_pika.Message(
+            body=json.dumps(document).encode(),
+            content_type=CONTENT_TYPE,
+            message_id=document["id"],
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        ),
+        routing_key=document["type"],
+        timeout=10,
+    )
+    await queue.unbind(exchange, routing_key=document["type"])
+    for _ in range(2):  # two failed deliveries: past the limit of 1
+        message = None
+        for _ in range(100):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert message is not None
+        await message.reject(requeue=True)
+    await asyncio.sleep(0.2)
+    await queue.delete(if_unused=False, if_empty=False)
+
+
+async def dead_letter_ids(broker: Broker) -> list[str | None]:
+    """The ids in the dead-letter queue, in order (browsed and returned, not consumed)."""
+    entries, _ = await list_dead_letters(broker_url(broker), Filters())
+    return [entry.event_id for entry in entries]
+
+
+def broker_url(broker: Broker) -> str:
+    return str(broker.connection.url)
+
+
+async def cli(
+    amqp_url: str, database_url: str, *args: str, check: bool = True
+) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "HERALD_AMQP_URL": amqp_url,
+        "HERALD_DATABASE_URL": database_url,
+        "HERALD_OPERATOR": "sre-test",
+        "COLUMNS": "250",
+    }
+    process = await asyncio.create_subprocess_exec(
+        HERALD,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    code = process.returncode
+    assert code is not None
+    if check:
+        assert code == 0, stderr.decode()[-2000:]
+    return code, stdout.decode(), stderr.decode()
+
+
+@pytest.fixture
+def database_path(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path}/herald.db"
+
+
+@pytest.fixture
+async def replay_ledger(database_path: str) -> AsyncIterator[SqlLedger]:
+    ledger = await SqlLedger.open(database_path)
+    yield ledger
+    await ledger.close()
+
+
+@pytest.fixture
+def audit(replay_ledger: SqlLedger) -> AuditLog:
+    return AuditLog(replay_ledger)
+
+
+@pytest.fixture
+async def mixed_dead_letters(broker: Broker) -> dict[str, dict[str, Any]]:
+    """Four dead letters of different reasons, types, sources and ages, in this order."""
+    old = datetime.now(UTC) - timedelta(days=2)
+    documents = {
+        "fixed": event("orders.quote.created"),  # valid under the current schemas
+        "still_bad": event("orders.order.placed"),
+        "users": event("users.user.invited", source="/identity-service"),
+    }
+    documents["still_bad"]["data"].pop("order")
+    await herald_dead_letter(broker, documents["fixed"], "schema_violation", rejected_at=old)
+    await herald_dead_letter(broker, documents["still_bad"], "schema_violation")
+    await herald_dead_letter(
+        broker,
+        b"{not json",
+        "malformed_json",
+        routing_key="orders.order.placed",
+        message_id="raw-1",
+    )
+    await herald_dead_letter(broker, documents["users"], "schema_violation")
+    return documents
+
+
+async def test_list_filters_and_does_not_consume(
+    broker: Broker, mixed_dead_letters: dict[str, dict[str, Any]], replay_ledger: SqlLedger
+) -> None:
+    url = broker_url(broker)
+    fixed, still_bad, users = (mixed_dead_letters[k]["id"] for k in ("fixed", "still_bad", "users"))
+    order = [fixed, still_bad, "raw-1", users]
+    assert await dead_letter_ids(broker) == order
+
+    async def ids(**filters: Any) -> list[str | None]:
+        entries, total = await list_dead_letters(url, Filters(**filters))
+        assert total == 4
+        return [entry.event_id for entry in entries]
+
+    assert await ids(reasons=("malformed_json",)) == ["raw-1"]
+    assert await ids(type_glob="orders.*") == [fixed, still_bad, "raw-1"]
+    assert await ids(type_glob="users.user.invited") == [users]
+    assert await ids(source_glob="/identity-*") == [users]
+    assert await ids(since=datetime.now(UTC) - timedelta(hours=1)) == [still_bad, "raw-1", users]
+    assert await ids(until=datetime.now(UTC) - timedelta(days=1)) == [fixed]
+    assert await ids(ids=(users, fixed)) == [fixed, users]
+    assert await ids(reasons=("schema_violation",), type_glob="orders.*") == [fixed, still_bad]
+    # Reading consumed nothing and kept the order
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 4
+    assert await dead_letter_ids(broker) == order
+    # A full read tells the ledger the exact oldest rejection time (the metric's source)
+    marks = QueueMarks(replay_ledger)
+    await marks.set_oldest(DEAD_LETTER_QUEUE, datetime.now(UTC))  # the watch's rough mark
+    entries, _ = await list_dead_letters(url, Filters(), marks=marks)
+    oldest = min(entry.rejected_at for entry in entries if entry.rejected_at)
+    assert oldest < datetime.now(UTC) - timedelta(days=1)
+    assert await marks.observe(DEAD_LETTER_QUEUE, 4) == oldest
+
+
+async def test_list_and_show_commands(
+    amqp_url: str,
+    database_path: str,
+    broker: Broker,
+) -> None:
+    teams = event("interop.teams.subscription_created")
+    await herald_dead_letter(broker, teams, "schema_violation")
+    await herald_dead_letter(
+        broker, b"\xff\xfe", "malformed_json", routing_key="orders.order.placed", message_id="raw-2"
+    )
+    _, output, _ = await cli(amqp_url, database_path, "replay", "list", "--format", "json")
+    listing = json.loads(output)
+    assert listing["queue_total"] == 2 and listing["matched"] == 2
+    assert listing["summary"]["by_reason"] == {"malformed_json": 1, "schema_violation": 1}
+    first = listing["messages"][0]
+    assert (first["id"], first["type"], first["source"]) == (
+        teams["id"],
+        "interop.teams.subscription_created",
+        "/interop-service",
+    )
+    assert first["age_seconds"] >= 0 and first["rejected_at"]
+    _, table, _ = await cli(amqp_url, database_path, "replay", "list", "--type", "orders.*")
+    assert "raw-2" in table and teams["id"] not in table and "malformed_json 1" in table
+    _, shown, _ = await cli(amqp_url, database_path, "replay", "show", teams["id"])
+    assert "x-reject-reason" in shown and "schema_violation" in shown
+    assert '"action_url": "<redacted>"' in shown
+    assert "token=" not in shown and "REDACTED-af97" not in shown
+    assert '"licensed_capacity": 20' in shown
+    code, _, missing = await cli(amqp_url, database_path, "replay", "show", "nope", check=False)
+    assert code == 1 and "no dead letter" in missing
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 2
+
+
+async def test_dry_run_changes_nothing(
+    amqp_url: str,
+    database_path: str,
+    broker: Broker,
+    mixed_dead_letters: dict[str, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    before = tmp_path / "before.jsonl"
+    after = tmp_path / "after.jsonl"
+    await cli(amqp_url, database_path, "replay", "export", str(before))
+    _, output, _ = await cli(
+        amqp_url, database_path, "replay", "requeue", "--dry-run", "--format", "json"
+    )
+    report = json.loads(output)
+    assert report["dry_run"] is True
+    assert report["counts"] == {
+        "selected": 4,
+        "requeued": 2,  # would requeue: the fixed orders event and the users event
+        "still_invalid": 2,
+        "ignored": 0,
+        "forced": 0,
+        "unroutable": 0,
+    }
+    verdicts = {m["id"]: (m["verdict"], m["reason"]) for m in report["messages"]}
+    assert verdicts[mixed_dead_letters["fixed"]["id"]] == ("valid", None)
+    assert verdicts[mixed_dead_letters["still_bad"]["id"]] == ("invalid", "schema_violation")
+    assert verdicts["raw-1"] == ("invalid", "malformed_json")
+    await cli(amqp_url, database_path, "replay", "export", str(after))
+    assert before.read_bytes() == after.read_bytes()
+    _, output, _ = await cli(amqp_url, database_path, "replay", "audit", "--format", "json")
+    (entry,) = json.loads(output)
+    assert (entry["action"], entry["dry_run"], entry["outcome"]) == ("requeue", True, "ok")
+    assert entry["counts"]["requeued"] == 2
+    assert await broker.queue_depth(queue_name("orders")) == 0
+    assert await broker.queue_depth(queue_name("users")) == 0
+
+
+async def test_requeue_sends_fixed_messages_once_and_keeps_the_rest(
+    amqp_url: str,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    broker: Broker,
+    mixed_dead_letters: dict[str, dict[str, Any]],
+    audit: AuditLog,
+) -> None:
+    # Given Herald running, and the dead letters of an older version plus one RabbitMQ
+    # dead-lettered past a delivery limit
+    limited = event("orders.quote.accepted")
+    await broker_dead_letter(broker, limited)
+    herald = await build_service(service_settings(amqp_url, smtp_server, tmp_path))
+    await herald.start()
+    try:
+        entries, _ = await list_dead_letters(amqp_url, Filters(ids=(limited["id"],)))
+        assert [entry.reason for entry in entries] == ["delivery_limit"]
+        assert entries[0].event_type == "orders.quote.accepted"
+        # When the SRE requeues everything
+        report = await requeue(amqp_url, Filters(), audit, actor="sre-test")
+        # Then the valid ones were republished and sent once; the invalid stayed, in order
+        assert report.counts() == {
+            "selected": 5,
+            "requeued": 3,
+            "still_invalid": 2,
+            "ignored": 0,
+            "forced": 0,
+            "unroutable": 0,
+        }
+        assert await dead_letter_ids(broker) == [mixed_dead_letters["still_bad"]["id"], "raw-1"]
+        await wait_for_metric(herald, "herald_events_processed_total", 2, domain="orders")
+        await wait_for_metric(herald, "herald_events_processed_total", 1, domain="users")
+        sent = len(smtp_server.received)
+        assert sent >= 3
+        assert metric(herald, "herald_events_dead_lettered_total") == 0
+        # And requeueing an already delivered event (its dead letter imported again) sends
+        # nothing: the ledger knows it
+        await herald_dead_letter(broker, mixed_dead_letters["fixed"], "schema_violation")
+        again = await requeue(
+            amqp_url, Filters(ids=(mixed_dead_letters["fixed"]["id"],)), audit, actor="sre-test"
+        )
+        assert again.requeued == 1
+        await wait_for_metric(herald, "herald_events_duplicate_total", 1, domain="orders")
+        await asyncio.sleep(0.5)
+        assert len(smtp_server.received) == sent
+        # The republished copies carried the replay headers and the original routing key
+        assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 2
+    finally:
+        await herald.stop()
+    entries = await audit.entries()
+    assert [(e.action, e.outcome, e.counts["requeued"]) for e in entries] == [
+        ("requeue", "ok", 1),
+        ("requeue", "ok", 3),
+    ]
+    assert entries[1].actor == "sre-test" and entries[1].finished_at is not None
+
+
+async def test_replayed_copy_headers_and_destination(
+    broker: Broker, audit: AuditLog, amqp_url: str
+) -> None:
+    document = event("orders.quote.created")
+    await herald_dead_letter(broker, document, "schema_violation")
+    # No Herald is consuming: the copy waits in herald.orders for us to read
+    report = await requeue(amqp_url, Filters(), audit, actor="sre-test")
+    assert report.requeued == 1
+    queue = await broker.channel.get_queue(queue_name("orders"))
+    copy = None
+    for _ in range(100):
+        copy = await queue.get(no_ack=True, fail=False)
+        if copy is not None:
+            break
+        await asyncio.sleep(0.05)
+    assert copy is not None
+    assert copy.body == json.dumps(document).encode()
+    assert copy.exchange == "" and copy.routing_key == "herald.orders"
+    assert (copy.content_type, copy.message_id, copy.app_id) == (
+        CONTENT_TYPE,
+        document["id"],
+        "orders-service",
+    )
+    assert copy.timestamp is not None
+    assert copy.timestamp.replace(tzinfo=UTC) == datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    headers = copy.headers or {}
+    assert headers["x-herald-original-routing-key"] == "orders.quote.created"
+    assert headers["x-herald-replay-count"] == 1
+    assert headers["x-herald-replayed-by"] == "sre-test"
+    assert datetime.fromisoformat(str(headers["x-herald-replayed-at"])) <= datetime.now(UTC)
+    assert headers["x-reject-reason"] == "schema_violation"  # the history is kept
+    assert headers.get("x-delivery-count", 0) == 0  # the browses' count was not carried over
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 0
+
+
+async def test_force_limit_and_rate(broker: Broker, audit: AuditLog, amqp_url: str) -> None:
+    bad = [event("orders.order.placed") for _ in range(2)]
+    for document in bad:
+        document["data"].pop("order")
+        await herald_dead_letter(broker, document, "schema_violation")
+    good = [event("orders.quote.created") for _ in range(5)]
+    for document in good:
+        await herald_dead_letter(broker, document, "schema_violation")
+    # --limit: only the first two matching
+    limited = await requeue(
+        amqp_url, Filters(type_glob="orders.quote.*"), audit, actor="t", limit=2
+    )
+    assert (limited.selected, limited.requeued) == (2, 2)
+    # --rate: 3 messages at 10 per second take at least 0.2 s (the pacing, not a benchmark)
+    started = asyncio.get_running_loop().time()
+    paced = await requeue(amqp_url, Filters(type_glob="orders.quote.*"), audit, actor="t", rate=10)
+    assert paced.requeued == 3
+    assert asyncio.get_running_loop().time() - started >= 0.2
+    # --force: the still-invalid go too
+    forced = await requeue(amqp_url, Filters(), audit, actor="t", force=True)
+    assert (forced.requeued, forced.forced, forced.still_invalid) == (2, 2, 0)
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 0
+    assert await broker.queue_depth(queue_name("orders")) == 7
+
+
+async def test_export_import_round_trips_exactly_and_purge(
+    amqp_url: str,
+    database_path: str,
+    broker: Broker,
+    mixed_dead_letters: dict[str, dict[str, Any]],
+    tmp_path: Path,
+) -> None:
+    await broker_dead_letter(broker, event("orders.quote.rejected"))
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    await cli(amqp_url, database_path, "replay", "export", str(first))
+    lines = first.read_text().splitlines()
+    assert len(lines) == 5
+    exported = json.loads(lines[-1])
+    assert "x-death" in exported["headers"]  # RabbitMQ's table, kept with its types
+    # purge needs --yes, and honours filters
+    code, _, said = await cli(amqp_url, database_path, "replay", "purge", check=False)
+    assert code == 2 and "--yes" in said
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 5
+    await cli(amqp_url, database_path, "replay", "purge", "--reason", "malformed_json", "--yes")
+    assert "raw-1" not in await dead_letter_ids(broker)
+    await cli(amqp_url, database_path, "replay", "purge", "--yes")
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 0
+    # import puts back exactly what was exported: bytes, properties, headers, routing key
+    _, said, _ = await cli(amqp_url, database_path, "replay", "import", str(first))
+    assert "imported 5" in said
+    await cli(amqp_url, database_path, "replay", "export", str(second))
+    assert second.read_text() == first.read_text()
+    # and the audit shows who did what
+    _, output, _ = await cli(amqp_url, database_path, "replay", "audit", "--format", "json")
+    trail = json.loads(output)
+    assert [(row["action"], row["outcome"]) for row in trail] == [
+        ("import", "ok"),
+        ("purge", "ok"),
+        ("purge", "ok"),
+    ]
+    assert trail[0]["counts"] == {"imported": 5}
+    assert trail[1]["counts"] == {"purged": 4}
+    assert trail[2]["filters"] == {"reasons": ["malformed_json"]}
+    assert {row["actor"] for row in trail} == {"sre-test"}
+
+
+async def test_killed_mid_requeue_loses_nothing(
+    amqp_url: str, database_path: str, broker: Broker
+) -> None:
+    # Given 60 valid dead letters and no Herald consuming
+    documents = [event("orders.quote.created") for _ in range(60)]
+    for document in documents:
+        await herald_dead_letter(broker, document, "schema_violation")
+    # When the tool is killed with SIGKILL while requeueing at 40 per second
+    env = {**os.environ, "HERALD_AMQP_URL": amqp_url, "HERALD_DATABASE_URL": database_path}
+    process = await asyncio.create_subprocess_exec(
+        HERALD,
+        "replay",
+        "requeue",
+        "--rate",
+        "40",
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(400):
+        if await broker.queue_depth(queue_name("orders")) >= 10:
+            break
+        await asyncio.sleep(0.025)
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    await asyncio.sleep(0.5)  # the broker returns the held messages when the connection drops
+    # Then every message is in the dead-letter queue or was republished (perhaps both)
+    remaining = set(await dead_letter_ids(broker))
+    republished: set[str | None] = set()
+    queue = await broker.channel.get_queue(queue_name("orders"))
+    while (message := await queue.get(no_ack=True, fail=False)) is not None:
+        republished.add(message.message_id)
+    assert 10 <= len(republished) < 60, "the kill landed mid-requeue"
+    assert {document["id"] for document in documents} <= remaining | republished
+    assert remaining, "the kill landed before the end"
+
+
+async def test_deliveries_find(
+    amqp_url: str,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    broker: Broker,
+) -> None:
+    database = f"sqlite:///{tmp_path}/herald.db"
+    herald: Service = await build_service(service_settings(amqp_url, smtp_server, tmp_path))
+    await herald.start()
+    try:
+        smtp_server.scripted_replies.append("550 5.1.1 mailbox unavailable")
+        document = event("orders.quote.created")
+        await broker.publish(document)
+        await wait_for_metric(herald, "herald_events_processed_total", 1, domain="orders")
+    finally:
+        await herald.stop()
+    _, output, _ = await cli(
+        amqp_url, database, "deliveries", "find", "--event-id", document["id"], "--format", "json"
+    )
+    records = json.loads(output)
+    assert records, "the ledger knows the event's deliveries"
+    assert {r["event_id"] for r in records} == {document["id"]}
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(failed) == 1 and "550" in failed[0]["detail"]
+    recipient = records[0]["recipient"]
+    _, output, _ = await cli(
+        amqp_url, database, "deliveries", "find", "--recipient", recipient.upper(), "--since", "1h"
+    )
+    assert records[0]["message_id"] in output and recipient in output
+    _, output, _ = await cli(
+        amqp_url, database, "deliveries", "find", "--recipient", "nobody@nowhere.example"
+    )
+    assert "nothing in the ledger" in output
+    code, _, said = await cli(amqp_url, database, "deliveries", "find", check=False)
+    assert code == 2 and "exactly one" in said
