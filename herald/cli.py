@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import uvloop
 from rich.console import Console
 from rich.table import Table
 
@@ -64,7 +65,8 @@ def run(
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
-        asyncio.run(run_until_signalled(settings))
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # libuv's loop
+            runner.run(run_until_signalled(settings))
     except ConfigurationError as exc:
         _fail(str(exc))
     finally:

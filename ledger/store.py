@@ -9,7 +9,6 @@ the crash window, exactly once otherwise.
 from __future__ import annotations
 
 import enum
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,8 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from herald.errors import TransientError
+from ledger.batcher import NORMAL, URGENT, GroupCommit, Observer
 from ledger.engine import create_engine
-from ledger.gate import NORMAL, URGENT, PriorityGate
 from ledger.tables import deliveries, metadata, processed_events
 
 Clock = Callable[[], datetime]
@@ -86,6 +85,15 @@ class LedgerUnavailable(TransientError):
     retry_reason = "ledger"
 
 
+def _unavailable(error: Exception) -> Exception:
+    """Database errors become `LedgerUnavailable`; anything else is a bug and stays itself."""
+    if isinstance(error, SQLAlchemyError | OSError):
+        unavailable = LedgerUnavailable(f"ledger: {type(error).__name__}")
+        unavailable.__cause__ = error
+        return unavailable
+    return error
+
+
 def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -95,14 +103,24 @@ class SqlLedger:
         self,
         engine: AsyncEngine,
         clock: Clock = utc_now,
-        observe: Callable[[float, BaseException | None], None] | None = None,
+        observe: Observer | None = None,
     ) -> None:
         self._engine = engine
         self._clock = clock
-        # Called with each transaction's duration and its error, if any (metrics).
-        self.observe = observe
         self._dialect = engine.dialect.name
-        self._gate = PriorityGate(engine.pool.size() if hasattr(engine.pool, "size") else 1)
+        # SQLite has one writer; PostgreSQL takes a few batches at once.
+        runners = 1 if self._dialect == "sqlite" else 4
+        self._batches = GroupCommit(engine, runners, translate=_unavailable)
+        self.observe = observe
+
+    @property
+    def observe(self) -> Observer | None:
+        """Called with each unit of work's duration (queueing included) and error (metrics)."""
+        return self._batches.observe
+
+    @observe.setter
+    def observe(self, observer: Observer | None) -> None:
+        self._batches.observe = observer
 
     @classmethod
     async def open(cls, url: str, clock: Clock = utc_now) -> SqlLedger:
@@ -120,6 +138,7 @@ class SqlLedger:
                     await connection.run_sync(index.create, checkfirst=True)
 
     async def close(self) -> None:
+        await self._batches.close()
         await self._engine.dispose()
 
     def _insert_ignoring_conflict(self, table: Any) -> Any:
@@ -138,17 +157,8 @@ class SqlLedger:
         return await self._run(work)
 
     async def _run(self, work: Callable[[AsyncConnection], Any], priority: int = NORMAL) -> Any:
-        started = time.perf_counter()
-        error: BaseException | None = None
-        try:
-            async with self._gate.slot(priority), self._engine.begin() as connection:
-                return await work(connection)
-        except (SQLAlchemyError, OSError) as exc:
-            error = LedgerUnavailable(f"ledger: {type(exc).__name__}")
-            raise error from exc
-        finally:
-            if self.observe is not None:
-                self.observe(time.perf_counter() - started, error)
+        """Run `work` in a transaction, usually together with other units (group commit)."""
+        return await self._batches.run(work, priority)
 
     # Processed events (EVENTS.md 3.2) ---------------------------------------------------------
 
@@ -218,8 +228,10 @@ class SqlLedger:
         ]
 
         async def work(connection: AsyncConnection) -> dict[str, Claim]:
+            # executemany ("insertmanyvalues"): compiled once and cached, unlike a multi-row
+            # VALUES clause built per call.
             inserted = await connection.execute(
-                self._insert_ignoring_conflict(table).values(rows).returning(table.c.key)
+                self._insert_ignoring_conflict(table).returning(table.c.key), rows
             )
             claims = {key: Claim(ClaimState.NEW, 1, now) for key in inserted.scalars()}
             existing = [key for key in keys if key not in claims]

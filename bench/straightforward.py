@@ -1,0 +1,156 @@
+"""The straightforward pipelines Herald is measured against (issue 8), run as their own process:
+
+    python bench/straightforward.py --variant aiopika|faststream --url AMQP --queue Q
+        --count N --smtp-port P
+
+Both do what a first implementation does: validate the event with the same pydantic schemas,
+render the same two emails with the same jinja2 templates, build each as an `EmailMessage`,
+send it over one reused aiosmtplib connection, and ack after sending. No ledger, no dedup.
+Prints `rate <events per second>` once N events are done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from email.message import EmailMessage
+from email.utils import make_msgid
+from pathlib import Path
+from typing import Any
+
+import aiosmtplib
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from catalog.plan import plan_event  # noqa: E402
+from catalog.registry import load_catalog  # noqa: E402
+from consumers.delivery import InboundMessage  # noqa: E402
+from herald.settings import Settings  # noqa: E402
+from renderers.branding import BrandConfig  # noqa: E402
+from renderers.email import EmailRenderer  # noqa: E402
+from renderers.environment import Templates  # noqa: E402
+from schemas.decode import decode  # noqa: E402
+from schemas.envelope import Event  # noqa: E402
+
+CATALOG = load_catalog()
+SETTINGS = Settings()
+TEMPLATES = Templates()
+RENDERER = EmailRenderer(TEMPLATES, BrandConfig(), SETTINGS.sender)  # for its template context
+
+
+def emails(body: bytes, routing_key: str, message_id: str | None) -> list[EmailMessage]:
+    decoded = decode(
+        InboundMessage(
+            body=body,
+            routing_key=routing_key,
+            content_type="application/cloudevents+json",
+            content_encoding=None,
+            message_id=message_id,
+            queue="bench",
+        )
+    )
+    assert isinstance(decoded, Event)
+    messages = []
+    for delivery in plan_event(decoded, CATALOG, {}).deliveries:
+        context = RENDERER.context(decoded, delivery, dict(delivery.extras))
+        subject, text, html = TEMPLATES.render(delivery.spec.id, context)
+        message = EmailMessage()
+        message["From"] = str(SETTINGS.sender)
+        message["To"] = delivery.recipient.email
+        message["Subject"] = subject
+        message["Message-ID"] = make_msgid(domain="bench.invalid")
+        message.set_content(text)
+        message.add_alternative(html, subtype="html")
+        messages.append(message)
+    return messages
+
+
+class OneConnection:
+    """One reused aiosmtplib connection; sends take turns."""
+
+    def __init__(self, port: int) -> None:
+        self._client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port)
+        self._lock = asyncio.Lock()
+
+    async def send(self, message: EmailMessage) -> None:
+        async with self._lock:
+            if not self._client.is_connected:
+                await self._client.connect()
+            await self._client.send_message(message)
+
+
+async def run_aiopika(args: argparse.Namespace) -> float:
+    import aio_pika
+
+    smtp = OneConnection(args.smtp_port)
+    connection = await aio_pika.connect_robust(args.url)
+    done = asyncio.Event()
+    handled = 0
+    started = 0.0
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal handled, started
+        if not started:
+            started = time.perf_counter()
+        for email in emails(message.body, message.routing_key or "", message.message_id):
+            await smtp.send(email)
+        await message.ack()
+        handled += 1
+        if handled == args.count:
+            done.set()
+
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=args.prefetch)
+        queue = await channel.get_queue(args.queue)
+        await queue.consume(on_message)
+        await done.wait()
+    return args.count / (time.perf_counter() - started)
+
+
+async def run_faststream(args: argparse.Namespace) -> float:
+    from faststream.rabbit import RabbitBroker, RabbitMessage, RabbitQueue
+
+    smtp = OneConnection(args.smtp_port)
+    broker = RabbitBroker(args.url)
+    done = asyncio.Event()
+    handled = 0
+    started = 0.0
+    queue = RabbitQueue(args.queue, passive=True)
+
+    @broker.subscriber(queue)
+    async def on_message(body: Any, message: RabbitMessage) -> None:
+        nonlocal handled, started
+        if not started:
+            started = time.perf_counter()
+        raw = message.raw_message
+        for email in emails(raw.body, raw.routing_key or "", raw.message_id):
+            await smtp.send(email)
+        handled += 1
+        if handled == args.count:
+            done.set()
+
+    async with broker:
+        await broker.start()
+        await done.wait()
+    return args.count / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", choices=("aiopika", "faststream"), required=True)
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--queue", required=True)
+    parser.add_argument("--count", type=int, required=True)
+    parser.add_argument("--smtp-port", type=int, required=True)
+    parser.add_argument("--prefetch", type=int, default=64)
+    args = parser.parse_args()
+    runner = run_aiopika if args.variant == "aiopika" else run_faststream
+    print(f"rate {asyncio.run(runner(args)):.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,141 @@
+"""Group commit: the ledger's units of work, queued by many concurrent deliveries, run many to
+one transaction.
+
+A transaction's fixed cost (pool checkout, BEGIN, COMMIT, the driver's thread hops) is paid once
+per batch instead of once per unit: under load, whatever queued while one transaction ran goes
+into the next. Urgent work (recording that an email was accepted) is taken first, so the window
+between the server's 250 and its record stays short. A batch that fails is rolled back and each
+of its units is run again in a transaction of its own, so one bad unit fails only itself.
+
+Units are functions of a connection that only run statements: running one again after a
+rollback is safe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+Work = Callable[[AsyncConnection], Awaitable[Any]]
+# Called with how long a unit took (queueing included) and its error, if any.
+Observer = Callable[[float, BaseException | None], None]
+
+URGENT = 0
+NORMAL = 1
+
+
+@dataclass(order=True)
+class _Job:
+    priority: int
+    order: int
+    work: Work = field(compare=False)
+    future: asyncio.Future[Any] = field(compare=False)
+    queued_at: float = field(compare=False)
+
+
+class GroupCommit:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        runners: int,
+        max_batch: int = 64,
+        translate: Callable[[Exception], Exception] | None = None,
+    ) -> None:
+        self._engine = engine
+        self._runners_wanted = runners
+        self._max_batch = max_batch
+        self._translate = translate or (lambda exc: exc)
+        self._queue: list[_Job] = []
+        self._order = itertools.count()
+        self._ready: asyncio.Event | None = None
+        self._runners: list[asyncio.Task[None]] = []
+        self.observe: Observer | None = None
+
+    async def run(self, work: Work, priority: int = NORMAL) -> Any:
+        """Queue `work`; its result (or its error) once its transaction has committed."""
+        loop = asyncio.get_running_loop()
+        self._start_runners()
+        future: asyncio.Future[Any] = loop.create_future()
+        heapq.heappush(
+            self._queue, _Job(priority, next(self._order), work, future, time.perf_counter())
+        )
+        assert self._ready is not None
+        self._ready.set()
+        return await future
+
+    async def close(self) -> None:
+        for runner in self._runners:
+            runner.cancel()
+        if self._runners:
+            await asyncio.wait(self._runners)
+        self._runners.clear()
+        for job in self._queue:
+            if not job.future.done():
+                job.future.set_exception(RuntimeError("the ledger is closed"))
+        self._queue.clear()
+
+    def _start_runners(self) -> None:
+        if self._runners:
+            return
+        self._ready = asyncio.Event()
+        self._runners = [
+            asyncio.create_task(self._runner(), name=f"ledger-runner-{index}")
+            for index in range(self._runners_wanted)
+        ]
+
+    def _take_batch(self) -> list[_Job]:
+        batch: list[_Job] = []
+        while self._queue and len(batch) < self._max_batch:
+            job = heapq.heappop(self._queue)
+            if not job.future.done():  # a caller cancelled before its turn: skip the work
+                batch.append(job)
+        return batch
+
+    async def _runner(self) -> None:
+        assert self._ready is not None
+        while True:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+            batch = self._take_batch()
+            if batch:
+                await self._run_batch(batch)
+
+    async def _run_batch(self, batch: list[_Job]) -> None:
+        try:
+            results = await self._transaction(batch)
+        except asyncio.CancelledError:
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(RuntimeError("the ledger is closed"))
+            raise
+        except Exception as exc:
+            if len(batch) == 1:
+                self._finish(batch[0], error=self._translate(exc))
+                return
+            for job in batch:  # isolate the failure: each unit on its own
+                await self._run_batch([job])
+            return
+        for job, result in zip(batch, results, strict=True):
+            self._finish(job, result=result)
+
+    async def _transaction(self, batch: list[_Job]) -> list[Any]:
+        async with self._engine.begin() as connection:
+            return [await job.work(connection) for job in batch]
+
+    def _finish(self, job: _Job, result: Any = None, error: Exception | None = None) -> None:
+        if self.observe is not None:
+            self.observe(time.perf_counter() - job.queued_at, error)
+        if job.future.done():
+            return
+        if error is not None:
+            job.future.set_exception(error)
+        else:
+            job.future.set_result(result)
