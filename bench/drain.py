@@ -169,6 +169,7 @@ def herald(
                 [
                     "py-spy",
                     "record",
+                    "--nonblocking",
                     "--pid",
                     str(process.pid),
                     "--duration",

@@ -9,6 +9,11 @@ of its units is run again in a transaction of its own, so one bad unit fails onl
 
 Units are functions of a connection that only run statements: running one again after a
 rollback is safe.
+
+On SQLite a whole batch runs in one dedicated thread on a plain `sqlite3` connection
+(`SyncBatches`): one thread hop per transaction instead of one per statement, which is what
+aiosqlite costs. A unit only ever awaits `connection.execute(...)`, so in that thread it is driven
+to completion without an event loop.
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ import asyncio
 import heapq
 import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 Work = Callable[[AsyncConnection], Awaitable[Any]]
@@ -45,10 +52,12 @@ class GroupCommit:
         self,
         engine: AsyncEngine,
         runners: int,
-        max_batch: int = 64,
+        max_batch: int = 32,
         translate: Callable[[Exception], Exception] | None = None,
+        sync: SyncBatches | None = None,
     ) -> None:
         self._engine = engine
+        self._sync = sync
         self._runners_wanted = runners
         self._max_batch = max_batch
         self._translate = translate or (lambda exc: exc)
@@ -80,6 +89,8 @@ class GroupCommit:
             if not job.future.done():
                 job.future.set_exception(RuntimeError("the ledger is closed"))
         self._queue.clear()
+        if self._sync is not None:
+            await self._sync.close()
 
     def _start_runners(self) -> None:
         if self._runners:
@@ -91,8 +102,13 @@ class GroupCommit:
         ]
 
     def _take_batch(self) -> list[_Job]:
+        """The next batch: urgent units alone when any wait (their transaction is short, so
+        an email's record follows its 250 closely), else up to `max_batch` units."""
         batch: list[_Job] = []
+        urgent_first = bool(self._queue) and self._queue[0].priority == URGENT
         while self._queue and len(batch) < self._max_batch:
+            if urgent_first and self._queue[0].priority != URGENT:
+                break
             job = heapq.heappop(self._queue)
             if not job.future.done():  # a caller cancelled before its turn: skip the work
                 batch.append(job)
@@ -127,6 +143,8 @@ class GroupCommit:
             self._finish(job, result=result)
 
     async def _transaction(self, batch: list[_Job]) -> list[Any]:
+        if self._sync is not None:
+            return await self._sync.run([job.work for job in batch])
         async with self._engine.begin() as connection:
             return [await job.work(connection) for job in batch]
 
@@ -139,3 +157,48 @@ class GroupCommit:
             job.future.set_exception(error)
         else:
             job.future.set_result(result)
+
+
+class SyncBatches:
+    """Run batches of units on a synchronous engine, in one thread of their own."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herald-ledger")
+
+    async def run(self, works: list[Work]) -> list[Any]:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, self._transaction, works)
+
+    def _transaction(self, works: list[Work]) -> list[Any]:
+        with self._engine.begin() as connection:
+            adapter = cast(AsyncConnection, _ExecuteOnly(connection))
+            return [_drive(cast(Coroutine[Any, Any, Any], work(adapter))) for work in works]
+
+    async def close(self) -> None:
+        """Let a batch in progress commit, then close (off the event loop)."""
+        await asyncio.to_thread(self._thread.shutdown, True)
+        await asyncio.to_thread(self._engine.dispose)
+
+
+class _ExecuteOnly:
+    """What a unit sees of its connection in the ledger thread: `await execute(...)`, run
+    synchronously (SQLAlchemy buffers async results too, so they behave the same)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def execute(self, statement: Any, parameters: Any = None) -> Any:
+        if parameters is None:
+            return self._connection.execute(statement)
+        return self._connection.execute(statement, parameters)
+
+
+def _drive(coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """Run a coroutine that never suspends to its result, without an event loop."""
+    try:
+        coroutine.send(None)
+    except StopIteration as done:
+        return done.value
+    coroutine.close()
+    raise RuntimeError("a ledger unit awaited something other than connection.execute")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
+from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -46,6 +47,23 @@ def create_engine(url: str) -> AsyncEngine:
     # No pre-ping: a dropped connection fails its transaction, which is retried as a transient
     # failure on a fresh connection (SQLAlchemy invalidates the broken one).
     return create_async_engine(resolved, pool_size=10, max_overflow=10, pool_recycle=1800)
+
+
+def sqlite_sync_engine(url: str) -> Engine | None:
+    """For a SQLite ledger, the synchronous engine its batches run on (`ledger.batcher`)."""
+    resolved = make_url(async_url(url))
+    if resolved.get_backend_name() != "sqlite":
+        return None
+    plain = resolved.set(drivername="sqlite+pysqlite")
+    engine = create_sync_engine(
+        plain,
+        # Only the ledger thread uses it; the pool's connection is made in that thread.
+        connect_args={"timeout": 30, "check_same_thread": False},
+        pool_size=1,
+        max_overflow=0,
+    )
+    event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

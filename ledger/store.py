@@ -20,8 +20,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from herald.errors import TransientError
-from ledger.batcher import NORMAL, URGENT, GroupCommit, Observer
-from ledger.engine import create_engine
+from ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
+from ledger.engine import create_engine, sqlite_sync_engine
 from ledger.tables import deliveries, metadata, processed_events
 
 Clock = Callable[[], datetime]
@@ -110,7 +110,13 @@ class SqlLedger:
         self._dialect = engine.dialect.name
         # SQLite has one writer; PostgreSQL takes a few batches at once.
         runners = 1 if self._dialect == "sqlite" else 4
-        self._batches = GroupCommit(engine, runners, translate=_unavailable)
+        sync_engine = sqlite_sync_engine(engine.url.render_as_string(hide_password=False))
+        self._batches = GroupCommit(
+            engine,
+            runners,
+            translate=_unavailable,
+            sync=None if sync_engine is None else SyncBatches(sync_engine),
+        )
         self.observe = observe
 
     @property

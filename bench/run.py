@@ -1,0 +1,426 @@
+"""Every figure of the performance issue, side by side in one run, then one table.
+
+    .venv/bin/python bench/run.py [--events N] [--latency-rate R] [--latency-seconds S]
+                                  [--profile] [--postgres URL]
+
+1. the broker's ceiling: an ack-only aio-pika consumer draining N events from a quorum queue;
+2. the straightforward pipeline with aio-pika, and 3. the same with FastStream
+   (`bench/straightforward.py`: validate, render, EmailMessage, one aiosmtplib connection,
+   ack after send; no ledger);
+4. `herald run` draining the same N events with every guarantee on (SQLite ledger);
+5. with `--postgres`: 1 and 2 `herald run` processes on one PostgreSQL ledger;
+6. latency at a steady rate: events published at R per second for S seconds, each stamped with
+   its publish time as the event `time`; Herald's `herald_event_to_accept_seconds` then is
+   publish-to-SMTP-acceptance, and its 0.05 s bucket says whether p99 is under 50 ms;
+7. Herald's peak RSS (VmHWM) and CPU per delivered email (utime + stime / emails), and with
+   `--profile` the CPU split per stage from a py-spy sample of the drain.
+
+The SMTP server is postfix's `smtp-sink` (installed if missing). Each run uses its own vhost.
+The last line is the headline ratio. Figures vary by machine: compare ratios, not absolutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import drain  # noqa: E402
+
+from consumers.topology import EVENTS_EXCHANGE  # noqa: E402
+from schemas.examples import load_example  # noqa: E402
+
+PYTHON = str(ROOT / ".venv/bin/python")
+HERALD = str(ROOT / ".venv/bin/herald")
+# Which functions' samples count towards which stage (py-spy, inclusive, first match wins).
+STAGES = (
+    ("render", ("EmailRenderer.render",)),
+    ("send (SMTP)", ("SmtpSender.send",)),
+    ("ledger", ("GroupCommit._runner", "_connection_worker_thread", "SqlLedger.")),
+    ("validate", ("decode (schemas/decode.py",)),
+    ("map", ("plan_event", "ReminderScheduler.apply", "ThresholdAlerts.deliveries")),
+    ("broker (aio-pika)", ("aiormq", "aio_pika")),
+    ("metrics and logs", ("prometheus_client", "logging/")),
+)
+
+
+def ensure_bench_dependencies() -> None:
+    try:
+        import faststream  # noqa: F401
+    except ImportError:
+        print("installing the bench extra (faststream, py-spy) ...", flush=True)
+        subprocess.run(
+            [PYTHON, "-m", "pip", "install", "-q", "-e", f"{ROOT}[dev,bench]"], check=True
+        )
+
+
+def straightforward(variant: str, url: str, bodies: list[bytes]) -> float:
+    queue = f"bench.{variant}"
+
+    async def preload() -> None:
+        import aio_pika
+
+        connection = await aio_pika.connect_robust(url)
+        async with connection:
+            channel = await connection.channel()
+            declared = await channel.declare_queue(
+                queue, durable=True, arguments={"x-queue-type": "quorum"}
+            )
+            await declared.purge()
+        await drain.publish(url, bodies, queue, "")
+
+    asyncio.run(preload())
+    result = subprocess.run(
+        [
+            PYTHON,
+            str(ROOT / "bench/straightforward.py"),
+            "--variant",
+            variant,
+            "--url",
+            url,
+            "--queue",
+            queue,
+            "--count",
+            str(len(bodies)),
+            "--smtp-port",
+            str(drain.SMTP_SINK_PORT),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+    )
+    return float(result.stdout.split()[-1])
+
+
+def proc_stats(pid: int) -> tuple[float, int]:
+    """(CPU seconds used, peak RSS bytes) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = (int(fields[11]) + int(fields[12])) / ticks
+    peak = 0
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) * 1024
+    return cpu, peak
+
+
+def start_herald(url: str, workdir: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
+    env = {
+        **os.environ,
+        "HERALD_AMQP_URL": url,
+        "HERALD_SMTP_HOST": "127.0.0.1",
+        "HERALD_SMTP_PORT": str(drain.SMTP_SINK_PORT),
+        "HERALD_DATABASE_URL": database_url,
+        "HERALD_HTTP_PORT": str(port),
+        "HERALD_LOG_LEVEL": "WARNING",
+        "HERALD_PREFETCH": os.environ.get("HERALD_PREFETCH", "256"),
+        "HERALD_SMTP_POOL_SIZE": os.environ.get("HERALD_SMTP_POOL_SIZE", "8"),
+    }
+    process = subprocess.Popen([HERALD, "run"], env=env, cwd=workdir)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError("herald exited during start-up")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError("herald did not become ready")
+
+
+def scrape(port: int) -> dict[str, float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+def total(values: dict[str, float], prefix: str, **labels: str) -> float:
+    wanted = [f'{key}="{value}"' for key, value in labels.items()]
+    return sum(
+        value
+        for name, value in values.items()
+        if name.startswith(prefix + "{") and all(item in name for item in wanted)
+    )
+
+
+def herald_drain(
+    url: str,
+    bodies: list[bytes],
+    database_url: str | None,
+    replicas: int = 1,
+    profile: Path | None = None,
+) -> dict[str, float]:
+    """Preload, then time `replicas` herald processes draining the backlog."""
+    asyncio.run(drain.preload(url, bodies))
+    with tempfile.TemporaryDirectory() as workdir:
+        database = database_url or f"sqlite:///{workdir}/bench.db"
+        ports = [drain.HTTP_PORT + index for index in range(replicas)]
+        processes = [start_herald(url, Path(workdir), database, port) for port in ports]
+        sampler = None
+        try:
+            if profile is not None:
+                sampler = subprocess.Popen(
+                    [
+                        "py-spy",
+                        "record",
+                        "--nonblocking",  # sampling must not slow the drain it measures
+                        "--pid",
+                        str(processes[0].pid),
+                        "--duration",
+                        "10",
+                        "--rate",
+                        "200",
+                        "-f",
+                        "raw",
+                        "-o",
+                        str(profile),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            cpu_at_start = sum(proc_stats(process.pid)[0] for process in processes)
+            started = time.perf_counter()
+            processed = 0.0
+            while processed < len(bodies):
+                time.sleep(0.2)
+                processed = sum(
+                    total(scrape(port), "herald_events_processed_total", domain="orders")
+                    for port in ports
+                )
+            elapsed = time.perf_counter() - started
+            emails = sum(
+                total(scrape(port), "herald_notifications_total", outcome="sent") for port in ports
+            )
+            cpu, peak = -cpu_at_start, 0  # the drain's CPU, not the start-up's imports
+            for process in processes:
+                used, rss = proc_stats(process.pid)
+                cpu, peak = cpu + used, max(peak, rss)
+            if sampler is not None:
+                sampler.wait(timeout=60)
+        finally:
+            for process in processes:
+                process.send_signal(signal.SIGTERM)
+            for process in processes:
+                process.wait(timeout=60)
+    return {
+        "events_per_second": len(bodies) / elapsed,
+        "emails_per_second": emails / elapsed,
+        "cpu_us_per_email": cpu / emails * 1e6 if emails else 0.0,
+        "peak_rss_mb": peak / 1e6,
+    }
+
+
+def latency(url: str, rate: float, seconds: float) -> dict[str, float]:
+    """Publish at `rate` for `seconds` into a running Herald; quantiles of publish to SMTP
+    acceptance from Herald's own histogram."""
+    import aio_pika
+
+    count = int(rate * seconds)
+    template = load_example("orders.order.placed")
+
+    async def publish_steadily() -> None:
+        connection = await aio_pika.connect_robust(url)
+        async with connection:
+            channel = await connection.channel(publisher_confirms=True)
+            exchange = await channel.get_exchange(EVENTS_EXCHANGE)
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            pending = []
+            for index in range(count):
+                due = started + index / rate
+                if (delay := due - loop.time()) > 0:
+                    await asyncio.sleep(delay)
+                template["id"] = f"lat-{index}-{uuid.uuid4().hex[:8]}"
+                template["time"] = datetime.now(UTC).isoformat(timespec="microseconds")
+                body = json.dumps(template).encode()
+                pending.append(
+                    asyncio.ensure_future(
+                        exchange.publish(
+                            aio_pika.Message(
+                                body=body,
+                                content_type="application/cloudevents+json",
+                                message_id=template["id"],
+                                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                            ),
+                            routing_key="orders.order.placed",
+                            timeout=30,
+                        )
+                    )
+                )
+            await asyncio.gather(*pending)
+
+    with tempfile.TemporaryDirectory() as workdir:
+        port = drain.HTTP_PORT + 10
+        process = start_herald(url, Path(workdir), f"sqlite:///{workdir}/lat.db", port)
+        try:
+            asyncio.run(publish_steadily())
+            deadline = time.monotonic() + 600
+            while time.monotonic() < deadline:
+                values = scrape(port)
+                if total(values, "herald_events_processed_total", domain="orders") >= count:
+                    break
+                time.sleep(0.2)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    buckets: Counter[float] = Counter()
+    for name, value in values.items():
+        if name.startswith("herald_event_to_accept_seconds_bucket{"):
+            bound = re.search(r'le="([^"]+)"', name)
+            assert bound is not None
+            buckets[float(bound.group(1))] += value
+    bounds = sorted(buckets)
+    observed = buckets[float("inf")]
+
+    def quantile(q: float) -> float:
+        rank = q * observed
+        previous_bound, previous_count = 0.0, 0.0
+        for bound in bounds:
+            if buckets[bound] >= rank:
+                if bound == float("inf"):
+                    return previous_bound
+                span = buckets[bound] - previous_count
+                fraction = 0.0 if span == 0 else (rank - previous_count) / span
+                return previous_bound + (bound - previous_bound) * fraction
+            previous_bound, previous_count = bound, buckets[bound]
+        return previous_bound
+
+    return {
+        "rate": rate,
+        "emails": observed,
+        "p50_ms": quantile(0.5) * 1000,
+        "p99_ms": quantile(0.99) * 1000,
+        "within_50ms": buckets[0.05] / observed if observed else 0.0,
+    }
+
+
+def stage_split(profile: Path) -> list[tuple[str, float]]:
+    samples = 0
+    per_stage: Counter[str] = Counter()
+    for line in profile.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        samples += int(count)
+        for stage, markers in STAGES:
+            if any(marker in stack for marker in markers):
+                per_stage[stage] += int(count)
+                break
+        else:
+            per_stage["other (event loop, consumer glue)"] += int(count)
+    return [
+        (stage, per_stage[stage] / samples)
+        for stage, _ in [*STAGES, ("other (event loop, consumer glue)", ())]
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=5000)
+    parser.add_argument(
+        "--latency-rate", type=float, action="append", help="events/s; repeatable (100, 500)"
+    )
+    parser.add_argument("--latency-seconds", type=float, default=10)
+    parser.add_argument("--profile", action="store_true", help="py-spy the Herald drain")
+    parser.add_argument("--postgres", help="also run 1 and 2 replicas on this PostgreSQL URL")
+    args = parser.parse_args()
+    ensure_bench_dependencies()
+    sink = drain.ensure_smtp_sink()
+    vhost = f"herald-bench-{uuid.uuid4().hex[:8]}"
+    drain.rabbitmqctl("add_vhost", vhost)
+    drain.rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    url = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+    sink_process = subprocess.Popen(
+        [sink, "-u", "postfix", f"127.0.0.1:{drain.SMTP_SINK_PORT}", "1024"],
+        stdout=subprocess.DEVNULL,
+    )
+    rows: list[tuple[str, str]] = []
+    profile = Path(tempfile.gettempdir()) / f"herald-profile-{vhost}.txt" if args.profile else None
+    try:
+        bodies = drain.events(args.events)
+        ceiling = asyncio.run(drain.ceiling(url, bodies))
+        naive = straightforward("aiopika", url, bodies)
+        fast = straightforward("faststream", url, bodies)
+        herald = herald_drain(url, bodies, None, profile=profile)
+        rows += [
+            ("ack-only aio-pika consumer (ceiling)", f"{ceiling:,.0f} events/s"),
+            ("straightforward aio-pika pipeline", f"{naive:,.0f} events/s"),
+            ("straightforward FastStream pipeline", f"{fast:,.0f} events/s"),
+            (
+                "herald run, SQLite ledger, all guarantees",
+                f"{herald['events_per_second']:,.0f} events/s "
+                f"({herald['emails_per_second']:,.0f} emails/s)",
+            ),
+            ("herald / ceiling", f"{herald['events_per_second'] / ceiling:.1%} (target 25%)"),
+            (
+                "herald / straightforward aio-pika",
+                f"{herald['events_per_second'] / naive:.1f}x (target 8x)",
+            ),
+            (
+                "herald / straightforward FastStream",
+                f"{herald['events_per_second'] / fast:.1f}x (target 8x)",
+            ),
+            ("herald CPU per delivered email", f"{herald['cpu_us_per_email']:,.0f} us"),
+            (
+                f"herald peak RSS draining {args.events:,} events",
+                f"{herald['peak_rss_mb']:.0f} MB (target < 150 MB at 1,000,000)",
+            ),
+        ]
+        if args.postgres:  # fresh event ids: the PostgreSQL ledger outlives each run
+            one = herald_drain(url, drain.events(args.events), args.postgres, replicas=1)
+            two = herald_drain(url, drain.events(args.events), args.postgres, replicas=2)
+            rows += [
+                ("herald run x1, PostgreSQL ledger", f"{one['events_per_second']:,.0f} events/s"),
+                ("herald run x2, PostgreSQL ledger", f"{two['events_per_second']:,.0f} events/s"),
+            ]
+        for rate in args.latency_rate or [100.0, 500.0]:
+            steady = latency(url, rate, args.latency_seconds)
+            rows.append(
+                (
+                    f"latency at {steady['rate']:.0f} events/s, publish to SMTP 250",
+                    f"p50 {steady['p50_ms']:,.0f} ms, p99 {steady['p99_ms']:,.0f} ms, "
+                    f"{steady['within_50ms']:.1%} within 50 ms (target p99 < 50 ms)",
+                )
+            )
+        if profile is not None and profile.exists():
+            rows += [
+                (f"CPU share: {stage}", f"{share:.1%}") for stage, share in stage_split(profile)
+            ]
+    finally:
+        sink_process.terminate()
+        drain.rabbitmqctl("delete_vhost", vhost)
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'measure'.ljust(width)}  result")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+    print(
+        f"headline: herald drains at {herald['events_per_second'] / ceiling:.1%} of the broker's "
+        f"ceiling and {herald['events_per_second'] / naive:.1f}x the straightforward pipeline"
+    )
+
+
+if __name__ == "__main__":
+    main()
