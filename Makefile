@@ -22,7 +22,8 @@ test: setup services lint
 	.venv/bin/pytest
 
 bench: setup services
-	.venv/bin/python bench/drain.py
+	.venv/bin/python -m pip install -q -e ".[dev,bench]"
+	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/run.py --profile
 
 soak: setup services
 	.venv/bin/python bench/soak.py

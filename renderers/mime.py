@@ -18,15 +18,22 @@ from email.utils import formataddr
 MAX_HEADER_LINE = 76
 
 
-def encode_text_header(value: str) -> str:
-    """Fold an unstructured header value; RFC 2047 encoded words when it is not ASCII."""
+def encode_text_header(value: str, name: str = "Subject") -> str:
+    """Fold an unstructured header value; RFC 2047 encoded words when it is not ASCII.
+    `name` is the header's, so that its first line counts the `Name: ` before the value."""
     charset = "us-ascii" if value.isascii() else "utf-8"
-    return Header(value, charset, maxlinelen=MAX_HEADER_LINE).encode(linesep="\r\n")
+    header = Header(value, charset, maxlinelen=MAX_HEADER_LINE, header_name=name)
+    return header.encode(linesep="\r\n")
 
 
-def encode_address(display_name: str, addr_spec: str) -> str:
-    """`Name <addr>`, the name quoted or RFC 2047 encoded as needed."""
-    return formataddr((display_name, addr_spec), charset="utf-8")
+def encode_address(display_name: str, addr_spec: str, name: str = "From") -> str:
+    """`Name <addr>`, the name quoted or RFC 2047 encoded as needed, folded before the
+    `<addr>` when the line would pass 78 characters."""
+    value = formataddr((display_name, addr_spec), charset="utf-8")
+    if len(name) + 2 + len(value) > 78 and " <" in value:
+        head, _, address = value.rpartition(" <")
+        value = f"{head}\r\n <{address}"
+    return value
 
 
 def quoted_printable(text: str) -> bytes:

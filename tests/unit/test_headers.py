@@ -78,3 +78,40 @@ def test_message_id_is_derived_from_the_instance_key() -> None:
     assert {e.message_id for e in support.render_all(document)}.isdisjoint(
         {e.message_id for e in first}
     )
+
+
+def test_direct_mime_parses_back_to_the_same_headers_parts_and_text() -> None:
+    from email import message_from_bytes, policy
+
+    from renderers.mime import build_alternative, encode_address, encode_text_header
+
+    subject = "Bestellbestätigung für Zoë Ångström – " + "sehr lange Zeile " * 8 + "€"
+    text = "Grüße, Zoë!\n" + "ä" * 120 + "\nline with = sign and trailing space \nEnde"
+    html = "<p>Grüße, <b>Zoë</b> &amp; Co — " + "ü" * 100 + "</p>"
+    content = build_alternative(
+        [
+            ("From", encode_address("Portal Ünïcode, Inc.", "notifications@operator.example")),
+            ("To", encode_address("Zoë Ångström", "zoe@example.com")),
+            ("Subject", encode_text_header(subject)),
+        ],
+        text,
+        html,
+        "=_boundary",
+    )
+    head = content.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in head.split(b"\r\n"))  # folded
+    assert head.isascii()
+    message = message_from_bytes(content, policy=policy.default)
+    assert message["Subject"] == subject
+    assert message["From"].addresses[0].display_name == "Portal Ünïcode, Inc."
+    assert message["To"].addresses[0].addr_spec == "zoe@example.com"
+    assert message["To"].addresses[0].display_name == "Zoë Ångström"
+    plain = message.get_body(("plain",))
+    rich = message.get_body(("html",))
+    assert plain is not None and rich is not None
+    assert plain.get_content().replace("\r\n", "\n") == text
+    assert rich.get_content().replace("\r\n", "\n").rstrip("\n") == html
+    assert [part.get_content_type() for part in message.iter_parts()] == [
+        "text/plain",
+        "text/html",
+    ]
