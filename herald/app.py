@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from dataclasses import dataclass
@@ -46,8 +47,12 @@ def herald_version() -> str:
         return "unknown"
 
 
+@functools.cache
 def build_catalog_and_templates() -> tuple[Catalog, Templates]:
-    """Load and cross-check the catalog and its templates; raises ConfigurationError."""
+    """Load and cross-check the catalog and its templates; raises ConfigurationError.
+
+    Both are read-only once loaded, so one process builds them once (compiling every template
+    takes about a second; the test suite builds a service per test)."""
     catalog = load_catalog()
     catalog.check_triggers(EVENT_SCHEMAS)
     templates = Templates()
