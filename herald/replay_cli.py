@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from aio_pika.exceptions import DeliveryError
+from aiormq.exceptions import AMQPError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
@@ -115,7 +117,15 @@ def _check_format(value: str) -> None:
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(work)
+    """Run one operation; a broker or database failure ends the command with its reason (what
+    was not settled stays in the dead-letter queue: the broker returns it)."""
+    try:
+        return asyncio.run(work)
+    except (ConfigurationError, typer.Exit):
+        raise
+    except (OSError, ConnectionError, TimeoutError, AMQPError, DeliveryError) as exc:
+        err.print(f"[bold red]herald:[/] {type(exc).__name__}: {exc}")
+        raise typer.Exit(code=1) from None
 
 
 @dataclass(frozen=True, slots=True)
