@@ -109,12 +109,6 @@ class Metrics:
             ["notification", "outcome"],
             registry=r,
         )
-        self.send_duration = Histogram(
-            "herald_send_duration_seconds",
-            "Time to hand one email to the SMTP server, retries included.",
-            buckets=LATENCY_BUCKETS,
-            registry=r,
-        )
         self.event_to_accept = Histogram(
             "herald_event_to_accept_seconds",
             "From the event's `time` to the SMTP server's acceptance (event-triggered emails).",
@@ -140,12 +134,6 @@ class Metrics:
             "herald_stage_errors",
             "Errors raised by each pipeline stage, by error class.",
             ["stage", "error"],
-            registry=r,
-        )
-        self.ledger_query = Histogram(
-            "herald_ledger_query_seconds",
-            "Duration of one ledger transaction, waiting for a connection included.",
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5),
             registry=r,
         )
         self.smtp_connections_in_use = Gauge(
@@ -184,12 +172,6 @@ class Metrics:
             registry=r,
         )
         self.scheduler_lag.set_function(self._scheduler_lag)
-        self.render_duration = Histogram(
-            "herald_render_duration_seconds",
-            "CPU time to render one email (templates and MIME).",
-            buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05),
-            registry=r,
-        )
         self.event_processing = Histogram(
             "herald_event_processing_seconds",
             "Time from taking a delivery to settling it.",
@@ -250,7 +232,6 @@ class Metrics:
             self.stage_errors.labels(name, error_class(error)).inc()
 
     def ledger_transaction(self, seconds: float, error: BaseException | None) -> None:
-        self.ledger_query.observe(seconds)
         self.stage_done("ledger", seconds, error)
 
     def notification(self, domain: str, notification: str, outcome: str) -> None:

@@ -301,14 +301,10 @@ class Pipeline:
             return settled
         begun = time.perf_counter()
         try:
-            started = time.perf_counter()
             with self.metrics.stage("render"):
                 email = self.renderer.render(event, delivery, dict(delivery.extras))
-            self.metrics.render_duration.observe(time.perf_counter() - started)
-            started = time.perf_counter()
             with self.metrics.stage("send"):
                 result = await self.sender.send(email)
-            self.metrics.send_duration.observe(time.perf_counter() - started)
             self._observe_acceptance(event, delivery, received_at)
         except PermanentSendError as exc:
             log.warning(

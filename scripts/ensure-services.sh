@@ -19,17 +19,14 @@ wait_for() {  # name, check command, seconds
 rabbit_ready() { port_open 5672 && rabbitmq-diagnostics -q check_port_connectivity >/dev/null 2>&1; }
 postgres_ready() { pg_isready -q -h 127.0.0.1 -p 5432; }
 
-if ! command -v rabbitmq-server >/dev/null; then
-  echo "installing rabbitmq-server" >&2
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q rabbitmq-server
-fi
-if ! command -v promtool >/dev/null; then  # the alert rules' unit tests (deploy/prometheus)
-  echo "installing prometheus (for promtool)" >&2
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus
-fi
-if ! command -v pg_ctlcluster >/dev/null; then
-  echo "installing postgresql" >&2
-  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql
+missing=()  # Debian packages to install, in one apt-get run
+command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
+command -v promtool >/dev/null || missing+=(prometheus)  # promtool and prometheus: rule tests
+command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]}" >&2
+  apt-get update -q
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
 if ! rabbit_ready; then

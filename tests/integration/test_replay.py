@@ -20,6 +20,7 @@ from typing import Any
 
 import aio_pika
 import pytest
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from consumers.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, queue_name
 from herald.app import Service, build_service
@@ -80,6 +81,16 @@ async def herald_dead_letter(
     )
 
 
+async def get_one(queue: AbstractQueue, *, no_ack: bool) -> AbstractIncomingMessage:
+    """The next message of `queue`, waiting up to 5 s for one."""
+    for _ in range(100):
+        message = await queue.get(no_ack=no_ack, fail=False)
+        if message is not None:
+            return message
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no message in {queue.name}")
+
+
 async def broker_dead_letter(broker: Broker, document: dict[str, Any]) -> None:
     """A message RabbitMQ itself dead-letters: past a quorum queue's x-delivery-limit."""
     name = f"herald-test-limit-{uuid.uuid4().hex[:8]}"
@@ -106,13 +117,7 @@ async def broker_dead_letter(broker: Broker, document: dict[str, Any]) -> None:
     )
     await queue.unbind(exchange, routing_key=document["type"])
     for _ in range(2):  # two failed deliveries: past the limit of 1
-        message = None
-        for _ in range(100):
-            message = await queue.get(no_ack=False, fail=False)
-            if message is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert message is not None
+        message = await get_one(queue, no_ack=False)
         await message.reject(requeue=True)
     await asyncio.sleep(0.2)
     await queue.delete(if_unused=False, if_empty=False)
@@ -366,14 +371,7 @@ async def test_replayed_copy_headers_and_destination(
     # No Herald is consuming: the copy waits in herald.orders for us to read
     report = await requeue(amqp_url, Filters(), audit, actor="sre-test")
     assert report.requeued == 1
-    queue = await broker.channel.get_queue(queue_name("orders"))
-    copy = None
-    for _ in range(100):
-        copy = await queue.get(no_ack=True, fail=False)
-        if copy is not None:
-            break
-        await asyncio.sleep(0.05)
-    assert copy is not None
+    copy = await get_one(await broker.channel.get_queue(queue_name("orders")), no_ack=True)
     assert copy.body == json.dumps(document).encode()
     assert copy.exchange == "" and copy.routing_key == "herald.orders"
     assert (copy.content_type, copy.message_id, copy.app_id) == (

@@ -46,12 +46,12 @@ async def test_probes_and_metrics(
     for name in (
         "herald_events_received_total",
         "herald_notifications_total",
-        "herald_send_duration_seconds",
+        'herald_stage_duration_seconds_count{stage="send"} 1.0',
         "herald_event_processing_seconds",
         "herald_consumers_ready 1.0",
         "herald_build_info",
         'herald_event_to_accept_seconds_count{domain="orders",notification="new_quote"} 1.0',
-        "herald_ledger_query_seconds_count",
+        'herald_stage_duration_seconds_count{stage="ledger"}',
         "herald_smtp_connections_in_use 0.0",
         'herald_events_accounted_total{domain="orders",outcome="sent"} 1.0',
     ):
