@@ -13,7 +13,9 @@
    its publish time as the event `time`; Herald's `herald_event_to_accept_seconds` then is
    publish-to-SMTP-acceptance, and its 0.05 s bucket says whether p99 is under 50 ms;
 7. Herald's peak RSS (VmHWM) and CPU per delivered email (utime + stime / emails), and with
-   `--profile` the CPU split per stage from a py-spy sample of the drain.
+   `--profile` the CPU split per stage from a py-spy sample of the drain;
+8. with `--backlog N`: Herald's RSS, sampled every second, while it drains a backlog of N events
+   for `--backlog-seconds` (1,000,000 for the issue's memory target).
 
 The SMTP server is postfix's `smtp-sink` (installed if missing). Each run uses its own vhost.
 The last line is the headline ratio. Figures vary by machine: compare ratios, not absolutes.
@@ -233,6 +235,43 @@ def herald_drain(
     }
 
 
+def backlog_memory(url: str, count: int, seconds: float) -> dict[str, float]:
+    """Publish a backlog of `count` events (in chunks, so the publisher stays small), then let
+    one Herald drain it for `seconds`, sampling its RSS every second. In-flight work is bounded
+    by the prefetch, so RSS must stay flat however deep the queue is; the drain need not end."""
+    chunk = 50_000
+    for start in range(0, count, chunk):
+        asyncio.run(drain.preload(url, drain.events(min(chunk, count - start))))
+    samples: list[int] = []
+    with tempfile.TemporaryDirectory() as workdir:
+        process = start_herald(url, Path(workdir), f"sqlite:///{workdir}/rss.db", drain.HTTP_PORT)
+        try:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                time.sleep(1)
+                samples.append(_current_rss(process.pid))
+            processed = total(scrape(drain.HTTP_PORT), "herald_events_processed_total")
+            peak = proc_stats(process.pid)[1]
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=60)
+    early = samples[min(9, len(samples) - 1)]
+    return {
+        "backlog": count,
+        "processed": processed,
+        "peak_rss_mb": peak / 1e6,
+        "rss_at_10s_mb": early / 1e6,
+        "rss_at_end_mb": samples[-1] / 1e6,
+    }
+
+
+def _current_rss(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
 def latency(url: str, rate: float, seconds: float) -> dict[str, float]:
     """Publish at `rate` for `seconds` into a running Herald; quantiles of publish to SMTP
     acceptance from Herald's own histogram."""
@@ -346,6 +385,10 @@ def main() -> None:
     parser.add_argument("--latency-seconds", type=float, default=10)
     parser.add_argument("--profile", action="store_true", help="py-spy the Herald drain")
     parser.add_argument("--postgres", help="also run 1 and 2 replicas on this PostgreSQL URL")
+    parser.add_argument(
+        "--backlog", type=int, default=0, help="also measure RSS over a backlog this deep"
+    )
+    parser.add_argument("--backlog-seconds", type=float, default=120)
     args = parser.parse_args()
     ensure_bench_dependencies()
     sink = drain.ensure_smtp_sink()
@@ -403,6 +446,16 @@ def main() -> None:
                     f"latency at {steady['rate']:.0f} events/s, publish to SMTP 250",
                     f"p50 {steady['p50_ms']:,.0f} ms, p99 {steady['p99_ms']:,.0f} ms, "
                     f"{steady['within_50ms']:.1%} within 50 ms (target p99 < 50 ms)",
+                )
+            )
+        if args.backlog:
+            memory = backlog_memory(url, args.backlog, args.backlog_seconds)
+            rows.append(
+                (
+                    f"herald RSS over a {args.backlog:,}-event backlog "
+                    f"({args.backlog_seconds:.0f} s, {memory['processed']:,.0f} drained)",
+                    f"peak {memory['peak_rss_mb']:.0f} MB; {memory['rss_at_10s_mb']:.0f} MB "
+                    f"at 10 s, {memory['rss_at_end_mb']:.0f} MB at the end (target < 150 MB)",
                 )
             )
         if profile is not None and profile.exists():
