@@ -1,5 +1,5 @@
-"""The `herald` command line (typer): run, topology declare, dev-smtp, catalog, schemas,
-reminders, replay (dead letters) and deliveries (support)."""
+"""The `herald` command line (typer): run, topology (declare, definitions), dev-smtp, catalog,
+schemas, reminders, publish-example, replay (dead letters) and deliveries (support)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,22 @@ import sys
 from pathlib import Path
 from typing import Annotated
 
+import aio_pika
 import typer
 import uvloop
 from rich.console import Console
 from rich.table import Table
 
 from consumers.amqp import connect_with_retry
-from consumers.topology import declare
+from consumers.topology import declare, definitions
 from herald.devsmtp import start_dev_smtp
 from herald.errors import ConfigurationError
 from herald.logs import configure_logging
+from herald.publish import publish_examples
 from herald.replay_cli import deliveries_app, replay_app
 from herald.settings import load_settings
 from ledger.schedules import ReminderListing
+from schemas.examples import example_names
 
 app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
 topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
@@ -103,6 +106,52 @@ def topology_declare() -> None:
         _fail(str(exc))
         return
     asyncio.run(_declare(settings.amqp_url))
+
+
+@topology_app.command("definitions")
+def topology_definitions(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="write here instead of stdout")
+    ] = None,
+    vhost: Annotated[str, typer.Option(help="the virtual host the definitions name")] = "/",
+) -> None:
+    """Print the same topology in RabbitMQ's definitions format (deploy/rabbitmq/)."""
+    text = json.dumps(definitions(vhost), indent=2) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
+@app.command("publish-example")
+def publish_example(
+    names: Annotated[
+        list[str] | None,
+        typer.Argument(help="example events, e.g. orders.order.placed (see --list)"),
+    ] = None,
+    copies: Annotated[int, typer.Option(min=1, max=10_000, help="copies of each")] = 1,
+    list_: Annotated[bool, typer.Option("--list", help="list the example events")] = False,
+) -> None:
+    """Publish the contract's example events to HERALD_AMQP_URL as upstream does (fresh id and
+    time, persistent, confirmed)."""
+    if list_ or not names:
+        for name in example_names():
+            print(name)
+        return
+    try:
+        settings = load_settings()
+        published = asyncio.run(publish_examples(settings.amqp_url, names, copies))
+    except ConfigurationError as exc:
+        _fail(str(exc))
+        return
+    except aio_pika.exceptions.DeliveryError:
+        _fail("the broker could not route the event: run `herald topology declare` first")
+        return
+    except (OSError, aio_pika.exceptions.AMQPError) as exc:
+        _fail(f"could not publish to the broker: {type(exc).__name__}: {exc}")
+        return
+    for item in published:
+        print(f"published {item.event_type} {item.event_id}")
 
 
 async def _declare(url: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -25,6 +25,8 @@ from ledger.engine import create_engine, sqlite_sync_engine
 from ledger.tables import deliveries, metadata, processed_events
 
 Clock = Callable[[], datetime]
+# The advisory lock that serialises schema creation across replicas (any constant bigint).
+_SCHEMA_LOCK_KEY = 0x4845_5241_4C44  # "HERALD"
 
 
 def utc_now() -> datetime:
@@ -138,6 +140,12 @@ class SqlLedger:
         """Create missing tables, and indexes added to existing tables since (create_all
         creates an index only with its table)."""
         async with self._engine.begin() as connection:
+            if self._dialect == "postgresql":
+                # Replicas starting together on a new database would race on CREATE TABLE
+                # (a unique violation in pg_type): one creates, the others wait and see it.
+                await connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
+                )
             await connection.run_sync(metadata.create_all)
             for table in metadata.sorted_tables:
                 for index in table.indexes:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start RabbitMQ and PostgreSQL when they are not answering, then wait until both are ready.
 # Installs what the tests need from Debian's packages when it is missing (rabbitmq-server,
-# postgresql, and prometheus for promtool).
+# postgresql, prometheus for promtool, docker-compose to validate the compose file, and kubectl
+# for kustomize builds of the Kubernetes manifests).
 set -euo pipefail
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
@@ -23,10 +24,17 @@ missing=()  # Debian packages to install, in one apt-get run
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v promtool >/dev/null || missing+=(prometheus)  # promtool and prometheus: rule tests
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
+command -v docker-compose >/dev/null || missing+=(docker-compose)  # `config` needs no engine
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+if ! command -v kubectl >/dev/null; then
+  # Not in Debian's own archive: machines of this kind carry the Google Cloud SDK's apt source.
+  echo "installing kubectl" >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends kubectl \
+    || echo "kubectl could not be installed: the Kubernetes manifest tests will fail" >&2
 fi
 
 if ! rabbit_ready; then

@@ -10,8 +10,11 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import aio_pika
+import httpx
 import pytest
 
+from consumers.topology import declare
 from tests.faults.harness import (
     Counts,
     HeraldProcess,
@@ -332,6 +335,55 @@ async def test_two_replicas_on_one_postgresql_ledger(
         counts = account(events, mailbox)
         report("two replicas, every event published twice", counts)
         assert_no_loss(counts)
+    finally:
+        for replica in replicas:
+            await replica.terminate()
+        mailbox.stop()
+
+
+async def _events_processed(replica: HeraldProcess) -> float:
+    async with httpx.AsyncClient(timeout=5) as client:
+        text = (await client.get(f"http://127.0.0.1:{replica.http_port}/metrics")).text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("herald_events_processed_total{")
+    )
+
+
+async def test_two_replicas_split_a_backlog_and_send_each_email_once(
+    vhost_url: str,
+    tmp_path: Path,
+    fresh_postgres: tuple[str, str],
+    unused_tcp_port_factory: Callable[[], int],
+    report: Callable[[str, Counts], None],
+) -> None:
+    """Scale-out as deployed (issue 9): a backlog waits in the queue before two replicas on one
+    PostgreSQL ledger start together; they share it as competing consumers."""
+    database_url, _ = fresh_postgres
+    connection = await aio_pika.connect(vhost_url)
+    async with connection:
+        await declare(await connection.channel(), retry_delays_ms=(300, 1000, 2000))
+    events = quote_events(600, run_id())
+    await publish(vhost_url, events)
+    mailbox = Mailbox(unused_tcp_port_factory())
+    mailbox.start()
+    replicas = [
+        HeraldProcess(herald_env(vhost_url, mailbox.port, database_url, port), tmp_path, port)
+        for port in (unused_tcp_port_factory(), unused_tcp_port_factory())
+    ]
+    try:
+        for replica in replicas:
+            await replica.start()
+        await asyncio.gather(*(replica.wait_ready() for replica in replicas))
+        await wait_for_mail(mailbox, len(events), timeout=120)
+        shares = [await _events_processed(replica) for replica in replicas]
+        counts = account(events, mailbox)
+        report(f"two replicas split a backlog {shares[0]:.0f}/{shares[1]:.0f}", counts)
+        assert_no_loss(counts)
+        assert sum(shares) == len(events)
+        # Competing consumers: neither replica sat idle while the other drained the backlog.
+        assert min(shares) >= 0.05 * len(events), shares
     finally:
         for replica in replicas:
             await replica.terminate()
