@@ -1,0 +1,89 @@
+# Herald container image.
+#
+#   docker build -t herald:dev .
+#   docker run --rm -e HERALD_AMQP_URL=amqp://... -p 9464:9464 herald:dev          # herald run
+#   docker run --rm herald:dev topology declare                                    # other commands
+#
+# The source tree stays at /app and herald is installed in editable mode: the renderers load
+# templates from <renderers package>/../templates (renderers/environment.py), so /app/templates
+# must sit next to /app/renderers. A regular (non-editable) install would put the packages in
+# site-packages, where no templates/ directory exists.
+
+# --- builder: a venv with the runtime dependencies and herald (editable, pointing at /app) ----
+FROM python:3.11-slim AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /app
+
+# Runtime dependencies only ([project.dependencies]; not the dev or bench extras), in their own
+# layer so that a source change does not reinstall them.
+COPY pyproject.toml README.md ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install --no-cache-dir -r /tmp/requirements.txt
+
+COPY catalog/ ./catalog/
+COPY consumers/ ./consumers/
+COPY herald/ ./herald/
+COPY ledger/ ./ledger/
+COPY renderers/ ./renderers/
+COPY schemas/ ./schemas/
+COPY senders/ ./senders/
+RUN pip install --no-cache-dir --no-deps -e /app \
+    && pip check
+
+# --- runtime -------------------------------------------------------------------------------
+FROM python:3.11-slim AS runtime
+
+LABEL org.opencontainers.image.title="herald" \
+      org.opencontainers.image.description="Herald: the notification service of the marketplace and partner portal" \
+      org.opencontainers.image.source="https://github.com/herald/herald" \
+      org.opencontainers.image.version="0.1.0"
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PATH=/opt/venv/bin:$PATH
+
+RUN groupadd --system --gid 10001 herald \
+    && useradd --system --uid 10001 --gid herald --home-dir /var/lib/herald \
+        --shell /usr/sbin/nologin herald \
+    && install -d -o herald -g herald -m 0750 /var/lib/herald
+
+COPY --from=builder /opt/venv /opt/venv
+
+# Only what runs; owned by root, read-only for herald. Same paths as in the builder, which the
+# editable install in /opt/venv points at.
+COPY pyproject.toml /app/pyproject.toml
+COPY catalog/ /app/catalog/
+COPY consumers/ /app/consumers/
+COPY herald/ /app/herald/
+COPY ledger/ /app/ledger/
+COPY renderers/ /app/renderers/
+COPY schemas/ /app/schemas/
+COPY senders/ /app/senders/
+COPY templates/ /app/templates/
+
+# Writable working directory (a SQLite ledger, HERALD_DATABASE_URL=sqlite:///herald.db, lands
+# here; use a volume to keep it).
+WORKDIR /var/lib/herald
+USER 10001:10001
+
+# /metrics, /healthz, /readyz
+EXPOSE 9464
+
+# herald handles SIGTERM itself: it drains for up to HERALD_SHUTDOWN_GRACE_SECONDS (25 s) and
+# exits, so the stop timeout of the orchestrator must be longer than that.
+STOPSIGNAL SIGTERM
+
+# Liveness only (/readyz answers 503 until the consumers are attached). The slim image has no
+# curl: python's urllib raises, hence exits non-zero, on a refused connection or a non-2xx answer.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('HERALD_HTTP_PORT', '9464'), timeout=4)"]
+
+ENTRYPOINT ["herald"]
+CMD ["run"]

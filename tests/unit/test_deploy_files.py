@@ -1,0 +1,243 @@
+"""The deployment files (issue 9), checked as far as a machine without a container engine allows:
+every YAML and JSON file parses; the compose file passes `docker-compose config`; its Prometheus
+configuration passes `promtool check config`; every file it mounts exists; every HERALD_*
+setting it passes is a real setting with a valid value; the image's runtime file set is enough
+to build the catalog and load every template."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from herald.settings import Settings, load_config_file
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "compose.yaml"
+
+
+def yaml_documents(path: Path) -> list[Any]:
+    return [document for document in yaml.safe_load_all(path.read_text("utf-8")) if document]
+
+
+def deploy_files(*suffixes: str) -> list[Path]:
+    return sorted(path for path in DEPLOY.rglob("*") if path.suffix in suffixes)
+
+
+@pytest.mark.parametrize(
+    "path", deploy_files(".yaml", ".yml"), ids=lambda path: str(path.relative_to(ROOT))
+)
+def test_every_yaml_file_parses(path: Path) -> None:
+    assert yaml_documents(path), f"{path} is empty"
+
+
+@pytest.mark.parametrize(
+    "path", deploy_files(".json"), ids=lambda path: str(path.relative_to(ROOT))
+)
+def test_every_json_file_parses(path: Path) -> None:
+    assert json.loads(path.read_text("utf-8"))
+
+
+def assert_valid_settings(environment: dict[str, str], where: str) -> Settings:
+    """Every HERALD_* variable names a setting (the settings class ignores unknown ones, so a
+    typo would silently fall back to a default) and the values validate."""
+    values: dict[str, Any] = {}
+    for key, value in environment.items():
+        assert key.startswith("HERALD_"), f"{where}: {key}"
+        if key.startswith("HERALD_WEBHOOK_SECRET_"):
+            continue
+        name = key.removeprefix("HERALD_").lower()
+        assert name in Settings.model_fields, f"{where}: {key} is not a Herald setting"
+        values[name] = value
+    return Settings(**values)
+
+
+# Compose ---------------------------------------------------------------------------------------
+
+
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load(COMPOSE.read_text("utf-8"))
+    return document
+
+
+def test_docker_compose_config_accepts_the_stack() -> None:
+    executable = shutil.which("docker-compose")
+    if executable is None:
+        pytest.fail("docker-compose is not installed (scripts/ensure-services.sh installs it)")
+    done = subprocess.run(
+        [executable, "-f", str(COMPOSE), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_stack_has_every_part_and_two_replicas_on_the_shared_ledger() -> None:
+    services = compose()["services"]
+    assert {"rabbitmq", "rabbitmq-definitions", "postgres", "mailpit", "prometheus", "grafana"} <= (
+        set(services)
+    )
+    replicas = [name for name in services if name.startswith("herald-")]
+    assert len(replicas) == 2
+    environments = [services[name]["environment"] for name in replicas]
+    assert environments[0] == environments[1]
+    for name in replicas:
+        service = services[name]
+        settings = assert_valid_settings(service["environment"], name)
+        assert settings.database_url.startswith("postgresql://")
+        assert "@postgres:" in settings.database_url
+        assert settings.smtp_host == "mailpit"
+        assert service["depends_on"]["rabbitmq-definitions"]["condition"] == (
+            "service_completed_successfully"
+        )
+        # The stop timeout must outlast Herald's drain grace, or Docker SIGKILLs a drain.
+        grace = int(service["stop_grace_period"].removesuffix("s"))
+        assert grace > settings.shutdown_grace_seconds
+        config_mount = next(
+            volume
+            for volume in service["volumes"]
+            if volume.endswith(":/etc/herald/herald.yaml:ro")
+        )
+        load_config_file(DEPLOY / config_mount.split(":")[0])  # the mounted file validates
+    assert "15672:15672" in services["rabbitmq"]["ports"]
+    assert "management" in services["rabbitmq"]["image"]
+
+
+def test_every_file_the_stack_mounts_exists() -> None:
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name} mounts {source}, which is missing"
+
+
+def test_the_definitions_import_posts_herald_s_definitions_file() -> None:
+    loader = compose()["services"]["rabbitmq-definitions"]
+    mounted = {volume.split(":")[1]: volume.split(":")[0] for volume in loader["volumes"]}
+    posted = next(arg for arg in loader["command"] if arg.startswith("@")).removeprefix("@")
+    assert (DEPLOY / mounted[posted]).resolve() == DEPLOY / "rabbitmq/definitions.json"
+    assert loader["command"][-1].endswith("/api/definitions")
+
+
+def test_prometheus_of_the_stack_scrapes_both_replicas_with_the_alert_rules(
+    tmp_path: Path,
+) -> None:
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        pytest.fail("promtool is not installed (scripts/ensure-services.sh installs it)")
+    services = compose()["services"]
+    mounts = dict(
+        (volume.split(":")[1], DEPLOY / volume.split(":")[0])
+        for volume in services["prometheus"]["volumes"]
+    )
+    config = yaml.safe_load(mounts["/etc/prometheus/prometheus.yml"].read_text("utf-8"))
+    # promtool reads the rule files too: point them at the files the container would see.
+    config["rule_files"] = [str(mounts[path]) for path in config["rule_files"]]
+    assert config["rule_files"] == [str(DEPLOY / "prometheus/alerts.yml")]
+    checked = tmp_path / "prometheus.yml"
+    checked.write_text(yaml.safe_dump(config), "utf-8")
+    done = subprocess.run(
+        [promtool, "check", "config", str(checked)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "herald"  # the alert rules select job="herald"
+    replicas = sorted(name for name in services if name.startswith("herald-"))
+    assert sorted(job["static_configs"][0]["targets"]) == [f"{name}:9464" for name in replicas]
+
+
+def test_grafana_of_the_stack_provisions_the_dashboard_and_its_data_source() -> None:
+    grafana = compose()["services"]["grafana"]
+    mounts = {volume.split(":")[1]: volume.split(":")[0] for volume in grafana["volumes"]}
+    dashboard_target = next(target for target, source in mounts.items() if source.endswith(".json"))
+    assert (DEPLOY / mounts[dashboard_target]).resolve() == DEPLOY / "grafana/herald.json"
+    provisioning = DEPLOY / mounts["/etc/grafana/provisioning"]
+    (provider,) = yaml.safe_load((provisioning / "dashboards/herald.yaml").read_text())["providers"]
+    assert provider["options"]["path"] == str(Path(dashboard_target).parent)
+    (source,) = yaml.safe_load((provisioning / "datasources/prometheus.yaml").read_text())[
+        "datasources"
+    ]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+
+
+# The image ---------------------------------------------------------------------------------
+
+
+def dockerfile_stages() -> list[list[str]]:
+    """The Dockerfile's instructions (continuations joined), split into stages."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text("utf-8"))
+    stages: list[list[str]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.upper().startswith("FROM "):
+            stages.append([])
+        stages[-1].append(line)
+    return stages
+
+
+def test_the_image_is_multi_stage_slim_non_root_with_a_health_check() -> None:
+    stages = dockerfile_stages()
+    assert len(stages) >= 2
+    runtime = stages[-1]
+    assert runtime[0].startswith("FROM python:3.11-slim")
+    (user,) = [line for line in runtime if line.startswith("USER ")]
+    assert user.split()[1].split(":")[0] not in ("0", "root")
+    (health,) = [line for line in runtime if line.startswith("HEALTHCHECK ")]
+    assert "/healthz" in health
+    assert 'ENTRYPOINT ["herald"]' in runtime
+    assert 'CMD ["run"]' in runtime
+    # Only runtime dependencies: the builder installs [project.dependencies], never the extras.
+    builder = "\n".join(stages[0])
+    assert "['project']['dependencies']" in builder
+    assert ".[dev" not in builder and "bench" not in builder
+
+
+def test_the_image_s_runtime_files_are_enough_to_run(tmp_path: Path) -> None:
+    """Copy exactly what the runtime stage copies from the build context to where it puts it,
+    and build the catalog and every template from that copy alone."""
+    for line in dockerfile_stages()[-1]:
+        if not line.startswith("COPY ") or "--from=" in line:
+            continue
+        source, target = line.split()[1:3]
+        destination = tmp_path / target.lstrip("/")
+        if (ROOT / source).is_dir():
+            shutil.copytree(
+                ROOT / source, destination, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / source, destination)
+    app = tmp_path / "app"
+    probe = (
+        "import herald.cli, renderers.environment as e\n"
+        "from herald.app import build_catalog_and_templates\n"
+        "from schemas.examples import example_names\n"
+        "catalog, _ = build_catalog_and_templates()\n"
+        "print(e.DEFAULT_TEMPLATES_DIR, herald.cli.__file__, len(list(catalog)), len(example_names()))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr
+    templates_dir, cli_file, notifications, examples = done.stdout.split()
+    assert Path(templates_dir) == app / "templates"
+    assert Path(cli_file).is_relative_to(app)  # the copy, not the checkout, was imported
+    assert int(notifications) == 77
+    assert int(examples) == len(list((ROOT / "schemas/examples").glob("*.json")))
