@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -96,6 +96,24 @@ def _unavailable(error: Exception) -> Exception:
     return error
 
 
+_IS_PROCESSED = select(processed_events.c.event_id).where(
+    processed_events.c.source == bindparam("checked_source"),
+    processed_events.c.event_id == bindparam("checked_id"),
+)
+# Built once: the hot path then skips statement construction and cache-key generation, and
+# several outcomes go in one executemany.
+_SETTLE = (
+    update(deliveries)
+    .where(deliveries.c.key == bindparam("settled_key"))
+    .values(
+        status=bindparam("settled_status"),
+        lease_until=None,
+        detail=bindparam("settled_detail"),
+        completed_at=bindparam("settled_at"),
+    )
+)
+
+
 def as_utc(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -120,6 +138,7 @@ class SqlLedger:
             sync=None if sync_engine is None else SyncBatches(sync_engine),
         )
         self.observe = observe
+        self._mark_processed = self._insert_ignoring_conflict(processed_events)
 
     @property
     def observe(self) -> Observer | None:
@@ -177,12 +196,10 @@ class SqlLedger:
     # Processed events (EVENTS.md 3.2) ---------------------------------------------------------
 
     async def is_processed(self, source: str, event_id: str) -> bool:
+        parameters = {"checked_source": source, "checked_id": event_id}
+
         async def work(connection: AsyncConnection) -> bool:
-            row = await connection.execute(
-                select(processed_events.c.event_id).where(
-                    processed_events.c.source == source, processed_events.c.event_id == event_id
-                )
-            )
+            row = await connection.execute(_IS_PROCESSED, parameters)
             return row.first() is not None
 
         return bool(await self._run(work))
@@ -294,26 +311,29 @@ class SqlLedger:
         """Record delivery outcomes and, when given (`source`, `id`, `type`), mark the event
         processed, in one transaction."""
         now = self._clock()
-        table = deliveries
+        rows = [
+            {
+                "settled_key": outcome.key,
+                "settled_status": outcome.status,
+                "settled_detail": outcome.detail,
+                "settled_at": now if outcome.status in ("sent", "failed") else None,
+            }
+            for outcome in outcomes
+        ]
 
         async def work(connection: AsyncConnection) -> None:
-            for outcome in outcomes:
-                values: dict[str, Any] = {
-                    "status": outcome.status,
-                    "lease_until": None,
-                    "detail": outcome.detail,
-                }
-                if outcome.status in ("sent", "failed"):
-                    values["completed_at"] = now
-                await connection.execute(
-                    update(table).where(table.c.key == outcome.key).values(**values)
-                )
+            if rows:
+                await connection.execute(_SETTLE, rows)
             if processed is not None:
                 source, event_id, event_type = processed
                 await connection.execute(
-                    self._insert_ignoring_conflict(processed_events).values(
-                        source=source, event_id=event_id, event_type=event_type, processed_at=now
-                    )
+                    self._mark_processed,
+                    {
+                        "source": source,
+                        "event_id": event_id,
+                        "event_type": event_type,
+                        "processed_at": now,
+                    },
                 )
 
         await self._run(work, URGENT if urgent else NORMAL)
