@@ -139,6 +139,7 @@ class SqlLedger:
         )
         self.observe = observe
         self._mark_processed = self._insert_ignoring_conflict(processed_events)
+        self._claim_new = self._insert_ignoring_conflict(deliveries).returning(deliveries.c.key)
 
     @property
     def observe(self) -> Observer | None:
@@ -261,9 +262,7 @@ class SqlLedger:
         async def work(connection: AsyncConnection) -> dict[str, Claim]:
             # executemany ("insertmanyvalues"): compiled once and cached, unlike a multi-row
             # VALUES clause built per call.
-            inserted = await connection.execute(
-                self._insert_ignoring_conflict(table).returning(table.c.key), rows
-            )
+            inserted = await connection.execute(self._claim_new, rows)
             claims = {key: Claim(ClaimState.NEW, 1, now) for key in inserted.scalars()}
             existing = [key for key in keys if key not in claims]
             if not existing:
