@@ -241,3 +241,135 @@ def test_the_image_s_runtime_files_are_enough_to_run(tmp_path: Path) -> None:
     assert Path(cli_file).is_relative_to(app)  # the copy, not the checkout, was imported
     assert int(notifications) == 77
     assert int(examples) == len(list((ROOT / "schemas/examples").glob("*.json")))
+
+
+# Kubernetes ------------------------------------------------------------------------------------
+
+K8S = DEPLOY / "k8s"
+CUSTOM_KINDS = {"ScaledObject", "TriggerAuthentication", "ServiceMonitor"}
+
+
+def kustomize(directory: Path) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.fail("kubectl is not installed (scripts/ensure-services.sh installs it)")
+    done = subprocess.run(
+        [kubectl, "kustomize", str(directory)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return [document for document in yaml.safe_load_all(done.stdout) if document]
+
+
+def by_kind(resources: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    kinds: dict[str, list[dict[str, Any]]] = {}
+    for resource in resources:
+        kinds.setdefault(resource["kind"], []).append(resource)
+    return kinds
+
+
+@pytest.mark.parametrize("variant", ["base", "overlays/example"])
+def test_kustomize_builds_and_standard_kinds_match_the_kubernetes_schema(variant: str) -> None:
+    import kubernetes_validate
+
+    resources = kustomize(K8S / variant)
+    for resource in resources:
+        if resource["kind"] in CUSTOM_KINDS:
+            continue  # no schema offline; their structure is checked below
+        kubernetes_validate.validate(resource, "1.30.0", strict=True)
+    assert {resource["kind"] for resource in resources} >= CUSTOM_KINDS
+
+
+def test_the_example_overlay_is_consistent() -> None:
+    kinds = by_kind(kustomize(K8S / "overlays/example"))
+    (deployment,) = kinds["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert all(
+        resource["metadata"].get("namespace") == "herald"
+        for resources in kinds.values()
+        for resource in resources
+        if resource["kind"] != "Namespace"
+    )
+    assert container["image"] == "registry.example.com/herald:0.1.0"
+    # Probes: ready on /readyz, alive on /healthz, on the metrics port.
+    assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert container["resources"]["limits"]["memory"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    # Every ConfigMap and Secret the pod names exists under that name in the build.
+    config_maps = {item["metadata"]["name"]: item for item in kinds["ConfigMap"]}
+    secrets = {item["metadata"]["name"]: item for item in kinds["Secret"]}
+    environment = {
+        name: value
+        for ref in container["envFrom"]
+        for name, value in config_maps[ref["configMapRef"]["name"]]["data"].items()
+    }
+    for variable in container["env"]:
+        reference = variable.get("valueFrom", {}).get("secretKeyRef")
+        if reference is not None:
+            assert reference["key"] in secrets[reference["name"]]["data"], reference
+            environment[variable["name"]] = "x"
+        else:
+            environment[variable["name"]] = variable["value"]
+    mounted = {volume["name"]: volume for volume in pod["volumes"]}
+    for mount in container["volumeMounts"]:
+        source = mounted[mount["name"]]
+        if "configMap" in source:
+            files = config_maps[source["configMap"]["name"]]["data"]
+            assert environment["HERALD_CONFIG"] == f"{mount['mountPath']}/herald.yaml"
+            assert "herald.yaml" in files
+    # The settings the pod gets are real settings with valid values.
+    environment["HERALD_AMQP_URL"] = "amqp://u:p@rabbitmq:5672/"
+    environment["HERALD_DATABASE_URL"] = "postgresql://u:p@postgres:5432/herald"
+    environment.pop("HERALD_SMTP_PASSWORD")
+    environment.pop("HERALD_SMTP_USERNAME")
+    settings = assert_valid_settings(environment, "deployment")
+    assert pod["terminationGracePeriodSeconds"] > settings.shutdown_grace_seconds
+    # The scrape: port 9464, job "herald" (the Service's name) as the alert rules expect.
+    (service,) = kinds["Service"]
+    assert service["metadata"]["name"] == "herald"
+    assert service["spec"]["ports"][0]["port"] == settings.http_port
+    (monitor,) = kinds["ServiceMonitor"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= (
+        service["metadata"]["labels"].items()
+    )
+    assert service["spec"]["selector"].items() <= (
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (budget,) = kinds["PodDisruptionBudget"]
+    assert budget["spec"]["selector"] == deployment["spec"]["selector"]
+
+
+def test_keda_scales_the_deployment_on_exactly_the_five_domain_queues() -> None:
+    from consumers.topology import DOMAINS, queue_name
+
+    kinds = by_kind(kustomize(K8S / "overlays/example"))
+    (scaled,) = kinds["ScaledObject"]
+    (deployment,) = kinds["Deployment"]
+    (authentication,) = kinds["TriggerAuthentication"]
+    assert scaled["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert scaled["spec"]["minReplicaCount"] >= 2
+    assert scaled["spec"]["maxReplicaCount"] == 6  # the overlay's patch
+    triggers = scaled["spec"]["triggers"]
+    assert sorted(trigger["metadata"]["queueName"] for trigger in triggers) == sorted(
+        queue_name(domain) for domain in DOMAINS
+    )
+    for trigger in triggers:
+        assert trigger["type"] == "rabbitmq"
+        assert trigger["metadata"]["mode"] == "QueueLength"
+        assert int(trigger["metadata"]["value"]) > 0
+        assert trigger["authenticationRef"]["name"] == authentication["metadata"]["name"]
+    # KEDA connects with the same Secret key as Herald.
+    (host,) = authentication["spec"]["secretTargetRef"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    amqp = next(item for item in container["env"] if item["name"] == "HERALD_AMQP_URL")
+    assert amqp["valueFrom"]["secretKeyRef"] == {"name": host["name"], "key": host["key"]}
+    secrets = {item["metadata"]["name"] for item in kinds["Secret"]}
+    assert host["name"] in secrets
+
+
+def test_the_base_config_file_is_the_example_config() -> None:
+    copy = (K8S / "base/herald.yaml").read_text("utf-8")
+    original = (DEPLOY / "config/herald.example.yaml").read_text("utf-8")
+    assert yaml.safe_load(copy) == yaml.safe_load(original)
+    load_config_file(K8S / "base/herald.yaml")
