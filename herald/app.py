@@ -171,6 +171,7 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self.scheduler
         await self.consumers.stop(self.settings.shutdown_grace_seconds)
+        await self.pipeline.close()
         await self.sender.close()
         if self.pipeline.webhook_sender is not None:
             await self.pipeline.webhook_sender.close()

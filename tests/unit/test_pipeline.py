@@ -3,7 +3,9 @@ settle-before-ack, transient versus permanent failures, and the outcome metrics.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +14,7 @@ import pytest
 from herald.errors import PermanentSendError, RejectedMessage, TransientSendError
 from herald.metrics import Metrics
 from herald.pipeline import DeliveryBusy, Pipeline
-from ledger.store import SqlLedger
+from ledger.store import SqlLedger, as_utc
 from schemas.examples import load_example
 from senders.memory import MemorySender
 from tests import support
@@ -199,3 +201,58 @@ async def test_bad_input_is_rejected_before_any_side_effect(
     assert caught.value.reason == "schema_violation"
     assert sender.sent == []
     assert not await pipeline.ledger.is_processed(placed["source"], placed["id"])
+
+
+class SlowSender(MemorySender):
+    """Holds each send long enough for its claim's lease to lapse unless renewed."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__()
+        self.seconds = seconds
+
+    async def send(self, email: Any) -> Any:
+        await asyncio.sleep(self.seconds)
+        return await super().send(email)
+
+
+async def test_leases_of_deliveries_in_progress_are_renewed_until_settled(
+    ledger: SqlLedger, placed: dict[str, Any]
+) -> None:
+    """A live worker's claims must not lapse mid-send (another replica would send again): the
+    lease keeper extends them every third of a lease, and stops once they are settled."""
+    from sqlalchemy import select
+
+    from ledger.tables import deliveries
+
+    lease = timedelta(seconds=0.3)
+    pipeline = Pipeline(
+        catalog=support.catalog(),
+        directory={},
+        renderer=support.renderer(),
+        sender=SlowSender(1.2),
+        ledger=ledger,
+        metrics=Metrics(),
+        lease=lease,
+    )
+
+    async def sending_leases() -> list[datetime]:
+        async def work(connection: Any) -> list[datetime]:
+            rows = await connection.execute(
+                select(deliveries.c.lease_until).where(deliveries.c.status == "sending")
+            )
+            return [as_utc(value) for value in rows.scalars()]
+
+        found: list[datetime] = await ledger.run(work)
+        return found
+
+    handling = asyncio.create_task(pipeline.handle(support.inbound(placed)))
+    try:
+        await asyncio.sleep(0.8)  # well past the first lease (0.3 s)
+        leases = await sending_leases()
+        assert len(leases) == 2
+        now = datetime.now(UTC)
+        assert all(until > now for until in leases), (leases, now)
+        assert await handling == "sent"
+        assert await sending_leases() == []
+    finally:
+        await pipeline.close()
