@@ -74,7 +74,7 @@ class _OncePerHour:
 
 class _LeaseKeeper:
     """Renews the leases of every delivery this process is sending, every third of a lease, in
-    one ledger unit: one background task for the process instead of one per event."""
+    one ledger unit per 500 keys: one background task for the process, not one per event."""
 
     _CHUNK = 500  # keys per statement, well under any database's parameter limit
 
@@ -105,12 +105,15 @@ class _LeaseKeeper:
     async def _renew_forever(self) -> None:
         while True:
             await asyncio.sleep(self._lease.total_seconds() / 3)
-            keys = list(self._held)
+            keys = sorted(self._held)  # one lock order for every renewal
             for start in range(0, len(keys), self._CHUNK):
                 try:
                     await self._ledger.renew(keys[start : start + self._CHUNK], self._lease)
-                except Exception:  # best effort: an unrenewed lease only lets another take over
-                    log.warning("could not renew delivery leases")
+                except Exception as exc:  # best effort: the next pass renews, a lapse only
+                    # lets another worker take over (and resend with the same Message-ID)
+                    log.warning(
+                        "could not renew delivery leases", extra={"error": type(exc).__name__}
+                    )
                     break
 
 
