@@ -322,7 +322,7 @@ class Pipeline:
                 notification, "retrying", Settlement(key, "retrying", detail), exc, "webhook"
             )
         await _record_even_if_cancelled(
-            self.ledger.settle([Settlement(key, "sent", result.response)], urgent=True)
+            self.ledger.record_now([Settlement(key, "sent", result.response)])
         )
         recorded.add(key)
         return _Attempt(notification, "sent", channel="webhook")
@@ -373,7 +373,7 @@ class Pipeline:
                 duration_ms=_milliseconds_since(begun),
             )
         await _record_even_if_cancelled(
-            self.ledger.settle([Settlement(key, "sent", result.response[:500])], urgent=True)
+            self.ledger.record_now([Settlement(key, "sent", result.response[:500])])
         )
         recorded.add(key)
         return _Attempt(notification, "sent", duration_ms=_milliseconds_since(begun))
@@ -421,14 +421,13 @@ class DeliveryReport:
         return "no_recipients"
 
 
-async def _record_even_if_cancelled(work: Coroutine[Any, Any, None]) -> None:
+async def _record_even_if_cancelled(record: asyncio.Future[None]) -> None:
     """Finish writing a record although the caller is being cancelled (the email is already
     out: losing the record would make the redelivery send it twice)."""
-    task = asyncio.ensure_future(work)
     try:
-        await asyncio.shield(task)
+        await asyncio.shield(record)
     except asyncio.CancelledError:
-        await asyncio.wait([task], timeout=10)
+        await asyncio.wait([record], timeout=10)
         raise
 
 

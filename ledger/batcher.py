@@ -69,6 +69,11 @@ class GroupCommit:
 
     async def run(self, work: Work, priority: int = NORMAL) -> Any:
         """Queue `work`; its result (or its error) once its transaction has committed."""
+        return await self.submit(work, priority)
+
+    def submit(self, work: Work, priority: int = NORMAL) -> asyncio.Future[Any]:
+        """Queue `work` now; the future completes once its transaction has committed. The work
+        is skipped only if this future is cancelled before its batch starts."""
         loop = asyncio.get_running_loop()
         self._start_runners()
         future: asyncio.Future[Any] = loop.create_future()
@@ -77,7 +82,7 @@ class GroupCommit:
         )
         assert self._ready is not None
         self._ready.set()
-        return await future
+        return future
 
     async def close(self) -> None:
         for runner in self._runners:

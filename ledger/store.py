@@ -8,6 +8,7 @@ the crash window, exactly once otherwise.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -309,6 +310,19 @@ class SqlLedger:
     ) -> None:
         """Record delivery outcomes and, when given (`source`, `id`, `type`), mark the event
         processed, in one transaction."""
+        await self._run(self._settle_work(outcomes, processed), URGENT if urgent else NORMAL)
+
+    def record_now(self, outcomes: Sequence[Settlement]) -> asyncio.Future[None]:
+        """Queue urgent outcomes (an email the server accepted) at once, as a future that the
+        caller's cancellation does not stop when shielded: no task per record."""
+        future: asyncio.Future[None] = self._batches.submit(
+            self._settle_work(outcomes, None), URGENT
+        )
+        return future
+
+    def _settle_work(
+        self, outcomes: Sequence[Settlement], processed: tuple[str, str, str] | None
+    ) -> Callable[[AsyncConnection], Any]:
         now = self._clock()
         rows = [
             {
@@ -335,7 +349,7 @@ class SqlLedger:
                     },
                 )
 
-        await self._run(work, URGENT if urgent else NORMAL)
+        return work
 
     async def renew(self, keys: Sequence[str], lease: timedelta) -> None:
         """Extend the leases a live worker holds, so that only a dead worker's lapse."""
