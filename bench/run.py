@@ -116,11 +116,15 @@ def proc_stats(pid: int) -> tuple[float, int]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     cpu = (int(fields[11]) + int(fields[12])) / ticks
-    peak = 0
+    return cpu, _memory(pid, "VmHWM")
+
+
+def _memory(pid: int, field: str) -> int:
+    """A memory figure of /proc/<pid>/status (VmHWM: peak RSS, VmRSS: current), in bytes."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            peak = int(line.split()[1]) * 1024
-    return cpu, peak
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) * 1024
+    return 0
 
 
 def start_herald(url: str, workdir: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
@@ -249,7 +253,7 @@ def backlog_memory(url: str, count: int, seconds: float) -> dict[str, float]:
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 time.sleep(1)
-                samples.append(_current_rss(process.pid))
+                samples.append(_memory(process.pid, "VmRSS"))
             processed = total(scrape(drain.HTTP_PORT), "herald_events_processed_total")
             peak = proc_stats(process.pid)[1]
         finally:
@@ -263,13 +267,6 @@ def backlog_memory(url: str, count: int, seconds: float) -> dict[str, float]:
         "rss_at_10s_mb": early / 1e6,
         "rss_at_end_mb": samples[-1] / 1e6,
     }
-
-
-def _current_rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
 
 
 def latency(url: str, rate: float, seconds: float) -> dict[str, float]:

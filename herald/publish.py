@@ -8,6 +8,7 @@ duplicate. Publishing is confirmed and mandatory: an event no queue is bound for
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from dataclasses import dataclass
@@ -27,21 +28,22 @@ class Published:
     event_id: str
 
 
-def fresh_event(name: str) -> dict[str, Any]:
-    """The example `name` (`orders.order.placed`, `orders.order.placed+marketplace`) with a new
-    id and the current time."""
-    if name not in example_names():
-        raise ConfigurationError(
-            f"no example event {name!r}; `herald publish-example --list` shows them"
-        )
-    event = load_example(name)
+def fresh_event(example: dict[str, Any]) -> dict[str, Any]:
+    """A copy of an example event with a new id and the current time."""
+    event = copy.deepcopy(example)
     event["id"] = str(uuid.uuid4())
     event["time"] = datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
     return event
 
 
 async def publish_examples(url: str, names: list[str], copies: int = 1) -> list[Published]:
-    """Publish `copies` fresh events of each example, each confirmed by the broker."""
+    """Publish `copies` fresh events of each example (`orders.order.placed`,
+    `orders.order.placed+marketplace`), each confirmed by the broker."""
+    unknown = sorted(set(names) - set(example_names()))
+    if unknown:
+        raise ConfigurationError(
+            f"no example event {', '.join(unknown)}; `herald publish-example --list` shows them"
+        )
     published: list[Published] = []
     connection = await aio_pika.connect(
         url, client_properties={"connection_name": "herald-publish"}
@@ -53,8 +55,9 @@ async def publish_examples(url: str, names: list[str], copies: int = 1) -> list[
             EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True, auto_delete=False
         )
         for name in names:
+            example = load_example(name)
             for _ in range(copies):
-                event = fresh_event(name)
+                event = fresh_event(example)
                 await exchange.publish(
                     aio_pika.Message(
                         body=json.dumps(event).encode(),

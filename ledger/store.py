@@ -207,14 +207,7 @@ class SqlLedger:
         return bool(await self._run(work))
 
     async def mark_processed(self, source: str, event_id: str, event_type: str) -> None:
-        statement = self._insert_ignoring_conflict(processed_events).values(
-            source=source, event_id=event_id, event_type=event_type, processed_at=self._clock()
-        )
-
-        async def work(connection: AsyncConnection) -> None:
-            await connection.execute(statement)
-
-        await self._run(work)
+        await self.settle((), processed=(source, event_id, event_type))
 
     async def purge_processed(self, older_than: timedelta) -> int:
         cutoff = self._clock() - older_than
@@ -306,11 +299,10 @@ class SqlLedger:
         self,
         outcomes: Sequence[Settlement],
         processed: tuple[str, str, str] | None = None,
-        urgent: bool = False,
     ) -> None:
         """Record delivery outcomes and, when given (`source`, `id`, `type`), mark the event
         processed, in one transaction."""
-        await self._run(self._settle_work(outcomes, processed), URGENT if urgent else NORMAL)
+        await self._run(self._settle_work(outcomes, processed))
 
     def record_now(self, outcomes: Sequence[Settlement]) -> asyncio.Future[None]:
         """Queue urgent outcomes (an email the server accepted) at once, as a future that the

@@ -7,11 +7,12 @@ These never skip: when a service is missing the tests fail (CI starts the servic
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -34,11 +35,35 @@ RUN_ID = uuid.uuid4().hex[:10]
 # RabbitMQ ------------------------------------------------------------------------------------
 
 
-def _rabbitmqctl(*args: str) -> None:
+def _rabbitmqctl(*args: str, stdin: bytes | None = None) -> str:
+    """Run rabbitmqctl; its standard output. Debian's wrapper runs as the rabbitmq user, so
+    input from a test's private files goes through `stdin`."""
     executable = shutil.which("rabbitmqctl")
     if executable is None:
         pytest.fail("rabbitmqctl is not installed: integration tests need the local RabbitMQ")
-    subprocess.run([executable, *args], check=True, capture_output=True, timeout=60)
+    done = subprocess.run(
+        [executable, *args], input=stdin, check=True, capture_output=True, timeout=60
+    )
+    return done.stdout.decode()
+
+
+@pytest.fixture
+def scratch_vhosts() -> Iterator[Callable[[str], str]]:
+    """Make fresh vhosts (named `<prefix>-<random>`, guest may do anything) for one test;
+    all are deleted afterwards."""
+    made: list[str] = []
+
+    def make(prefix: str) -> str:
+        vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
+        _rabbitmqctl("add_vhost", vhost)
+        made.append(vhost)
+        _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return vhost
+
+    yield make
+    for vhost in made:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            _rabbitmqctl("delete_vhost", vhost)
 
 
 @pytest.fixture(scope="session")

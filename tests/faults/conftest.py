@@ -4,25 +4,18 @@ database), so leftovers of one scenario can never count in another."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import asyncpg
 import pytest
 
-from tests.conftest import POSTGRES_ADMIN_DSN, _rabbitmqctl
+from tests.conftest import POSTGRES_ADMIN_DSN
 
 
 @pytest.fixture
-def vhost_url() -> Iterator[str]:
-    vhost = f"herald-fault-{uuid.uuid4().hex[:8]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
-    with contextlib.suppress(subprocess.CalledProcessError):
-        _rabbitmqctl("delete_vhost", vhost)
+def vhost_url(scratch_vhosts: Callable[[str], str]) -> str:
+    return f"amqp://guest:guest@127.0.0.1:5672/{scratch_vhosts('herald-fault')}"
 
 
 async def _admin(statement: str) -> None:

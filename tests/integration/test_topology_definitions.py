@@ -11,11 +11,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import subprocess
 import time
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,30 +29,13 @@ from consumers.topology import (
     definitions,
     queue_name,
 )
+from tests.conftest import _rabbitmqctl
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFINITIONS_FILE = ROOT / "deploy/rabbitmq/definitions.json"
 HERALD = str(ROOT / ".venv/bin/herald")
-
-
-def _rabbitmqctl(*args: str, stdin: bytes | None = None) -> str:
-    executable = shutil.which("rabbitmqctl")
-    assert executable is not None, "rabbitmqctl is not installed"
-    done = subprocess.run(
-        [executable, *args], input=stdin, check=True, capture_output=True, timeout=60
-    )
-    return done.stdout.decode()
-
-
-@pytest.fixture
-def scratch_vhost() -> Iterator[str]:
-    vhost = f"herald-scratch-{uuid.uuid4().hex[:8]}"
-    _rabbitmqctl("add_vhost", vhost)
-    _rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    yield vhost
-    _rabbitmqctl("delete_vhost", vhost)
 
 
 def _listing(vhost: str, what: str, *columns: str) -> list[dict[str, Any]]:
@@ -114,22 +95,15 @@ def test_the_committed_definitions_file_is_the_generated_one() -> None:
     assert json.loads(DEFINITIONS_FILE.read_text("utf-8")) == definitions()
 
 
-async def test_imported_definitions_equal_the_declared_topology_and_the_contract() -> None:
-    imported, declared = f"herald-scratch-{uuid.uuid4().hex[:8]}", ""
-    _rabbitmqctl("add_vhost", imported)
-    try:
-        import_definitions(imported)
-        declared = f"herald-scratch-{uuid.uuid4().hex[:8]}"
-        _rabbitmqctl("add_vhost", declared)
-        _rabbitmqctl("set_permissions", "-p", declared, "guest", ".*", ".*", ".*")
-        connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{declared}")
-        async with connection:
-            await declare(await connection.channel())
-        from_file, from_code = snapshot(imported), snapshot(declared)
-    finally:
-        for vhost in (imported, declared):
-            if vhost:
-                _rabbitmqctl("delete_vhost", vhost)
+async def test_imported_definitions_equal_the_declared_topology_and_the_contract(
+    scratch_vhosts: Callable[[str], str],
+) -> None:
+    imported, declared = scratch_vhosts("herald-scratch"), scratch_vhosts("herald-scratch")
+    import_definitions(imported)
+    connection = await aio_pika.connect(f"amqp://guest:guest@127.0.0.1:5672/{declared}")
+    async with connection:
+        await declare(await connection.channel())
+    from_file, from_code = snapshot(imported), snapshot(declared)
 
     assert from_file == from_code
     # EVENTS.md section 2, item by item.
@@ -170,7 +144,10 @@ async def _run_herald(*args: str, amqp_url: str) -> subprocess.CompletedProcess[
     )
 
 
-async def test_publish_example_sends_a_fresh_contract_event_each_time(scratch_vhost: str) -> None:
+async def test_publish_example_sends_a_fresh_contract_event_each_time(
+    scratch_vhosts: Callable[[str], str],
+) -> None:
+    scratch_vhost = scratch_vhosts("herald-scratch")
     url = f"amqp://guest:guest@127.0.0.1:5672/{scratch_vhost}"
     import_definitions(scratch_vhost)
     done = await _run_herald(
@@ -200,8 +177,10 @@ async def test_publish_example_sends_a_fresh_contract_event_each_time(scratch_vh
     assert done.stdout.count("published orders.order.placed") == 2
 
 
-async def test_publish_example_fails_clearly_when_no_queue_is_bound(scratch_vhost: str) -> None:
-    url = f"amqp://guest:guest@127.0.0.1:5672/{scratch_vhost}"
+async def test_publish_example_fails_clearly_when_no_queue_is_bound(
+    scratch_vhosts: Callable[[str], str],
+) -> None:
+    url = f"amqp://guest:guest@127.0.0.1:5672/{scratch_vhosts('herald-scratch')}"
     done = await _run_herald("publish-example", "orders.order.placed", amqp_url=url)
     assert done.returncode == 2
     assert "herald topology declare" in done.stderr
