@@ -7,6 +7,8 @@
 2. the straightforward pipeline with aio-pika, and 3. the same with FastStream
    (`bench/straightforward.py`: validate, render, EmailMessage, one aiosmtplib connection,
    ack after send; no ledger);
+3b. two floors, which bound what Herald's own parts reach here without its guarantees: its
+   renderer and SMTP pool with no ledger, and validate + plan + render with no SMTP at all;
 4. `herald run` draining the same N events with every guarantee on (SQLite ledger);
 5. with `--postgres`: 1 and 2 `herald run` processes on one PostgreSQL ledger;
 6. latency at a steady rate: events published at R per second for S seconds, each stamped with
@@ -72,7 +74,8 @@ def ensure_bench_dependencies() -> None:
         )
 
 
-def straightforward(variant: str, url: str, bodies: list[bytes]) -> float:
+def straightforward(variant: str, url: str, bodies: list[bytes]) -> dict[str, float]:
+    """Run one variant of bench/straightforward.py; its printed `name value` lines."""
     queue = f"bench.{variant}"
 
     async def preload() -> None:
@@ -108,7 +111,10 @@ def straightforward(variant: str, url: str, bodies: list[bytes]) -> float:
         check=True,
         timeout=3600,
     )
-    return float(result.stdout.split()[-1])
+    return {
+        name: float(value)
+        for name, value in (line.split() for line in result.stdout.splitlines() if line.strip())
+    }
 
 
 def proc_stats(pid: int) -> tuple[float, int]:
@@ -190,7 +196,7 @@ def herald_drain(
             if profile is not None:
                 sampler = subprocess.Popen(
                     [
-                        "py-spy",
+                        str(Path(PYTHON).parent / "py-spy"),  # the venv's, not on PATH
                         "record",
                         "--nonblocking",  # sampling must not slow the drain it measures
                         "--pid",
@@ -402,8 +408,10 @@ def main() -> None:
     try:
         bodies = drain.events(args.events)
         ceiling = asyncio.run(drain.ceiling(url, bodies))
-        naive = straightforward("aiopika", url, bodies)
-        fast = straightforward("faststream", url, bodies)
+        naive = straightforward("aiopika", url, bodies)["rate"]
+        fast = straightforward("faststream", url, bodies)["rate"]
+        floor = straightforward("floor", url, bodies)
+        floor_nosmtp = straightforward("floor-nosmtp", url, bodies)
         herald = herald_drain(url, bodies, None, profile=profile)
         rows += [
             ("ack-only aio-pika consumer (ceiling)", f"{ceiling:,.0f} events/s"),
@@ -424,6 +432,16 @@ def main() -> None:
                 f"{herald['events_per_second'] / fast:.1f}x (target 8x)",
             ),
             ("herald CPU per delivered email", f"{herald['cpu_us_per_email']:,.0f} us"),
+            (
+                "floor: herald's render + SMTP pool, no ledger",
+                f"{floor['rate']:,.0f} events/s, {floor['rate'] / ceiling:.1%} of the ceiling, "
+                f"{floor['cpu_us_per_email']:,.0f} us CPU per email",
+            ),
+            (
+                "floor: validate + plan + render, no SMTP",
+                f"{floor_nosmtp['rate']:,.0f} events/s, {floor_nosmtp['rate'] / ceiling:.1%} of "
+                f"the ceiling, {floor_nosmtp['cpu_us_per_email']:,.0f} us CPU per email",
+            ),
             (
                 f"herald peak RSS draining {args.events:,} events",
                 f"{herald['peak_rss_mb']:.0f} MB (target < 150 MB at 1,000,000)",

@@ -7,6 +7,12 @@ Both do what a first implementation does: validate the event with the same pydan
 render the same two emails with the same jinja2 templates, build each as an `EmailMessage`,
 send it over one reused aiosmtplib connection, and ack after sending. No ledger, no dedup.
 Prints `rate <events per second>` once N events are done.
+
+The `floor` variants are not baselines: they bound what Herald itself can reach on this machine.
+`floor` runs Herald's own fast parts (its renderer writing the MIME bytes directly, its pool of
+8 aiosmtplib connections, prefetch 256, uvloop, the emails of an event sent concurrently) with
+no ledger, no dedup and no metrics; `floor-nosmtp` also skips SMTP (validate, plan, render,
+ack). They add `cpu_us_per_email <n>` (this process's CPU time per email).
 """
 
 from __future__ import annotations
@@ -141,9 +147,63 @@ async def run_faststream(args: argparse.Namespace) -> float:
     return args.count / (time.perf_counter() - started)
 
 
+async def run_floor(args: argparse.Namespace) -> float:
+    import aio_pika
+
+    from senders.smtp import SmtpOptions, SmtpSender
+
+    smtp = SmtpSender(SmtpOptions(port=args.smtp_port, pool_size=8))
+    connection = await aio_pika.connect_robust(args.url)
+    done = asyncio.Event()
+    handled = 0
+    emails_sent = 0
+    started = 0.0
+    cpu_started = 0.0
+
+    async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        nonlocal handled, started, cpu_started, emails_sent
+        if not started:
+            started, cpu_started = time.perf_counter(), time.process_time()
+        decoded = decode(
+            InboundMessage(
+                body=message.body,
+                routing_key=args.event_type,
+                content_type="application/cloudevents+json",
+                content_encoding=None,
+                message_id=message.message_id,
+                queue="bench",
+            )
+        )
+        assert isinstance(decoded, Event)
+        rendered = [
+            RENDERER.render(decoded, delivery, dict(delivery.extras))
+            for delivery in plan_event(decoded, CATALOG, {}).deliveries
+        ]
+        if args.variant == "floor":
+            await asyncio.gather(*(smtp.send(email) for email in rendered))
+        emails_sent += len(rendered)
+        await message.ack()
+        handled += 1
+        if handled == args.count:
+            done.set()
+
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=256)
+        queue = await channel.get_queue(args.queue)
+        await queue.consume(on_message)
+        await done.wait()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    await smtp.close()
+    print(f"cpu_us_per_email {cpu / emails_sent * 1e6:.0f}", flush=True)
+    return args.count / elapsed
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--variant", choices=("aiopika", "faststream"), required=True)
+    parser.add_argument(
+        "--variant", choices=("aiopika", "faststream", "floor", "floor-nosmtp"), required=True
+    )
     parser.add_argument("--url", required=True)
     parser.add_argument("--queue", required=True)
     parser.add_argument("--count", type=int, required=True)
@@ -152,6 +212,11 @@ def main() -> None:
     # Preloaded through the default exchange, so the routing key is the queue's name.
     parser.add_argument("--event-type", default="orders.order.placed")
     args = parser.parse_args()
+    if args.variant.startswith("floor"):
+        import uvloop
+
+        print(f"rate {uvloop.run(run_floor(args)):.1f}", flush=True)
+        return
     runner = run_aiopika if args.variant == "aiopika" else run_faststream
     print(f"rate {asyncio.run(runner(args)):.1f}", flush=True)
 
