@@ -4,8 +4,9 @@
         --count N --smtp-port P
 
 Both do what a first implementation does: validate the event with the same pydantic schemas,
-render the same two emails with the same jinja2 templates, build each as an `EmailMessage`,
-send it over one reused aiosmtplib connection, and ack after sending. No ledger, no dedup.
+render the same two emails with the same jinja2 templates and CSS inlining, build each as an
+`EmailMessage`, send it over one reused aiosmtplib connection, and ack after sending.
+No ledger, no dedup.
 Prints `rate <events per second>` once N events are done.
 
 The `floor` variants are not baselines: they bound what Herald itself can reach on this machine.
@@ -38,13 +39,16 @@ from herald.settings import Settings  # noqa: E402
 from renderers.branding import BrandConfig  # noqa: E402
 from renderers.email import EmailRenderer  # noqa: E402
 from renderers.environment import Templates  # noqa: E402
+from renderers.styles import EmailStyles  # noqa: E402
 from schemas.decode import decode  # noqa: E402
 from schemas.envelope import Event  # noqa: E402
 
 CATALOG = load_catalog()
 SETTINGS = Settings()
 TEMPLATES = Templates()
-RENDERER = EmailRenderer(TEMPLATES, BrandConfig(), SETTINGS.sender)  # for its template context
+BRANDS = BrandConfig()
+RENDERER = EmailRenderer(TEMPLATES, BRANDS, SETTINGS.sender)  # for its template context
+STYLES = EmailStyles(TEMPLATES.stylesheet)  # the same CSS inlining as Herald's
 
 
 def emails(body: bytes, routing_key: str, message_id: str | None) -> list[EmailMessage]:
@@ -62,13 +66,14 @@ def emails(body: bytes, routing_key: str, message_id: str | None) -> list[EmailM
     messages = []
     for delivery in plan_event(decoded, CATALOG, {}).deliveries:
         context = RENDERER.context(decoded, delivery, dict(delivery.extras))
-        subject, text, html = TEMPLATES.render(delivery.spec.id, context)
+        rendered = TEMPLATES.render(delivery.spec.id, context, delivery.recipient.locale)
+        html = STYLES.inline(rendered.html, BRANDS.brand_for(decoded.data))
         message = EmailMessage()
         message["From"] = str(SETTINGS.sender)
         message["To"] = delivery.recipient.email
-        message["Subject"] = subject
+        message["Subject"] = rendered.subject
         message["Message-ID"] = make_msgid(domain="bench.invalid")
-        message.set_content(text)
+        message.set_content(rendered.text)
         message.add_alternative(html, subtype="html")
         messages.append(message)
     return messages

@@ -28,8 +28,8 @@ from herald.errors import (
     TransientError,
 )
 from herald.metrics import Metrics
-from ledger.store import Claim, ClaimState, NewDelivery, Settlement, SqlLedger
-from renderers.email import EmailRenderer
+from ledger.store import Claim, ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
+from renderers.email import EmailRenderer, OutgoingEmail
 from renderers.webhook import render_webhook
 from schemas.decode import decode
 from schemas.envelope import Event, IgnoredEvent
@@ -344,6 +344,7 @@ class Pipeline:
         if settled is not None:
             return settled
         begun = time.perf_counter()
+        email: OutgoingEmail | None = None
         try:
             with self.metrics.stage("render"):
                 email = self.renderer.render(event, delivery, dict(delivery.extras))
@@ -358,7 +359,7 @@ class Pipeline:
             return _Attempt(
                 notification,
                 "failed",
-                Settlement(key, "failed", str(exc)),
+                Settlement(key, "failed", str(exc), _provenance(email)),
                 duration_ms=_milliseconds_since(begun),
             )
         except Exception as exc:
@@ -372,9 +373,8 @@ class Pipeline:
                 error=exc,
                 duration_ms=_milliseconds_since(begun),
             )
-        await _record_even_if_cancelled(
-            self.ledger.record_now([Settlement(key, "sent", result.response[:500])])
-        )
+        sent = Settlement(key, "sent", result.response[:500], _provenance(email))
+        await _record_even_if_cancelled(self.ledger.record_now([sent]))
         recorded.add(key)
         return _Attempt(notification, "sent", duration_ms=_milliseconds_since(begun))
 
@@ -437,6 +437,12 @@ async def _shielded(work: Coroutine[Any, Any, None]) -> None:
         await asyncio.wait_for(asyncio.shield(work), timeout=2)
     except (TimeoutError, TransientError, asyncio.CancelledError):
         log.warning("could not release a delivery claim; its lease will expire")
+
+
+def _provenance(email: OutgoingEmail | None) -> Provenance | None:
+    if email is None:
+        return None
+    return Provenance(email.template_version, email.locale, email.brand)
 
 
 def _milliseconds_since(started: float) -> float:

@@ -2,18 +2,123 @@
 
 Event notifications render as the pipeline would. Scheduled reminders render from their arming
 event with `{days}` set to the series' first offset; threshold alerts from a usage report with
-`{usage_percent}` computed as in NOTIFICATIONS.md 5. Used by the template tests and previews.
+`{usage_percent}` computed as in NOTIFICATIONS.md 5. Used by `herald preview`, `herald gallery`
+and the template tests.
 """
 
 from __future__ import annotations
 
+import copy
+import json
 from typing import Any
 
+from catalog.config import CATEGORIES, CategoryRecipients
 from catalog.plan import Delivery, instance_key
 from catalog.recipients import Directory, resolve
-from catalog.spec import NotificationSpec
+from catalog.spec import Catalog, NotificationSpec
+from consumers.delivery import InboundMessage
+from herald.errors import ConfigurationError, RejectedMessage
 from renderers.email import EmailRenderer, OutgoingEmail
+from schemas.decode import decode
 from schemas.envelope import Event
+from schemas.examples import example_names, load_example
+
+PREVIEW_COPIES = "copies@partner.example"
+
+
+def event_from(document: dict[str, Any]) -> Event:
+    """Validate a CloudEvents document exactly as the consumer would."""
+    try:
+        decoded = decode(
+            InboundMessage(
+                body=json.dumps(document).encode(),
+                routing_key=str(document.get("type", "")),
+                content_type="application/cloudevents+json",
+                content_encoding=None,
+                message_id=str(document.get("id", "preview")),
+                queue="preview",
+            )
+        )
+    except RejectedMessage as exc:
+        raise ConfigurationError(f"the event is invalid ({exc.reason}): {exc.detail}") from None
+    if not isinstance(decoded, Event):
+        raise ConfigurationError(f"the contract defines no event type {decoded.type!r}")
+    return decoded
+
+
+def preview_directory() -> Directory:
+    """Configured copies for every partner of every example, so that config-only notifications
+    (OTJ distribution, catalog changes) have a recipient too."""
+    partners = {
+        partner["id"]
+        for name in example_names()
+        if (partner := load_example(name)["data"].get("partner"))
+    }
+    entry = CategoryRecipients(emails=[PREVIEW_COPIES])
+    return {partner: dict.fromkeys(CATEGORIES, entry) for partner in sorted(partners)}
+
+
+def example_for(spec: NotificationSpec, directory: Directory) -> dict[str, Any]:
+    """The first shipped example (by name) that renders `spec` for at least one recipient."""
+    for name in example_names():
+        document = load_example(name)
+        event = event_from(document)
+        if applies(spec, event) and resolve(spec.recipients, event.data, directory):
+            return document
+    raise ConfigurationError(f"no example event renders {spec.id}")
+
+
+def with_locale(document: dict[str, Any], locale: str) -> dict[str, Any]:
+    """A copy in which every person carried by the event has `locale`."""
+    changed = copy.deepcopy(document)
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            if "email" in value and "id" in value:  # a Person (schemas/common.py)
+                value["locale"] = locale
+            for child in value.values():
+                visit(child)
+        elif isinstance(value, list):
+            for child in value:
+                visit(child)
+
+    visit(changed["data"])
+    return changed
+
+
+def with_partner(document: dict[str, Any], partner_id: str) -> dict[str, Any]:
+    """A copy whose partner (the organisation `{brand}` is looked up by) is `partner_id`, every
+    reference to the partner's old id (a customer's `parent_id`, ...) following it."""
+    data = document["data"]
+    partner = data.get("partner")
+    if not isinstance(partner, dict):
+        organization = data.get("organization")
+        if isinstance(organization, dict) and organization.get("kind") in (
+            "reseller",
+            "distributor",
+        ):
+            partner = organization
+        else:
+            raise ConfigurationError("this event carries no partner to brand it with")
+    old_id = partner["id"]
+
+    def replaced(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: replaced(child) for key, child in value.items()}
+        if isinstance(value, list):
+            return [replaced(child) for child in value]
+        return partner_id if value == old_id else value
+
+    return {**document, "data": replaced(data)}
+
+
+def find_spec(catalog: Catalog, notification: str) -> NotificationSpec:
+    try:
+        return catalog[notification]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown notification {notification!r} (see `herald catalog`)"
+        ) from None
 
 
 def applies(spec: NotificationSpec, event: Event) -> bool:

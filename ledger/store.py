@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, or_, select, text, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, inspect, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.types import String
 
 from herald.errors import TransientError
 from ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
@@ -50,6 +51,15 @@ class Claim:
 
 
 @dataclass(frozen=True, slots=True)
+class Provenance:
+    """What an email was rendered from: the templates' content hash, their locale, the brand."""
+
+    template_version: str
+    locale: str
+    brand: str
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryRecord:
     key: str
     notification: str
@@ -57,6 +67,7 @@ class DeliveryRecord:
     attempts: int
     message_id: str
     detail: str | None
+    provenance: Provenance | None = None
 
 
 _SETTLED_STATES = {"sent": ClaimState.SENT, "failed": ClaimState.FAILED}
@@ -69,6 +80,7 @@ class Settlement:
     key: str
     status: str
     detail: str | None = None
+    provenance: Provenance | None = None  # of a rendered email; kept when a later one has none
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +123,58 @@ _SETTLE = (
         lease_until=None,
         detail=bindparam("settled_detail"),
         completed_at=bindparam("settled_at"),
+        template_version=func.coalesce(
+            bindparam("settled_template", type_=String), deliveries.c.template_version
+        ),
+        locale=func.coalesce(bindparam("settled_locale", type_=String), deliveries.c.locale),
+        brand=func.coalesce(bindparam("settled_brand", type_=String), deliveries.c.brand),
     )
 )
+
+
+def _provenance_row(provenance: Provenance | None) -> dict[str, str | None]:
+    if provenance is None:
+        return {"settled_template": None, "settled_locale": None, "settled_brand": None}
+    return {
+        "settled_template": provenance.template_version,
+        "settled_locale": provenance.locale,
+        "settled_brand": provenance.brand,
+    }
+
+
+def _add_missing_columns(connection: Connection) -> None:
+    """`ALTER TABLE ... ADD COLUMN` for each nullable column a table of an older release lacks."""
+    inspector = inspect(connection)
+    quote = connection.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        present = {column["name"] for column in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in present:
+                continue
+            if not column.nullable:
+                raise RuntimeError(f"ledger: cannot add NOT NULL column {table.name}.{column.name}")
+            column_type = column.type.compile(dialect=connection.dialect)
+            table_name, column_name = quote(table.name), quote(column.name)
+            connection.execute(
+                text(f"ALTER TABLE {table_name} ADD COLUMN {column_name} {column_type}")
+            )
+
+
+def _record(row: Any) -> DeliveryRecord:
+    provenance = (
+        None
+        if row.template_version is None
+        else Provenance(row.template_version, row.locale or "", row.brand or "")
+    )
+    return DeliveryRecord(
+        key=row.key,
+        notification=row.notification,
+        status=row.status,
+        attempts=row.attempts,
+        message_id=row.message_id,
+        detail=row.detail,
+        provenance=provenance,
+    )
 
 
 def as_utc(value: datetime) -> datetime:
@@ -158,8 +220,8 @@ class SqlLedger:
         return ledger
 
     async def create_schema(self) -> None:
-        """Create missing tables, and indexes added to existing tables since (create_all
-        creates an index only with its table)."""
+        """Create missing tables, and the nullable columns and indexes added to existing tables
+        since (create_all creates them only with their table): the schema only ever grows."""
         async with self._engine.begin() as connection:
             if self._dialect == "postgresql":
                 # Replicas starting together on a new database would race on CREATE TABLE
@@ -168,6 +230,7 @@ class SqlLedger:
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK_KEY}
                 )
             await connection.run_sync(metadata.create_all)
+            await connection.run_sync(_add_missing_columns)
             for table in metadata.sorted_tables:
                 for index in table.indexes:
                     await connection.run_sync(index.create, checkfirst=True)
@@ -322,6 +385,7 @@ class SqlLedger:
                 "settled_status": outcome.status,
                 "settled_detail": outcome.detail,
                 "settled_at": now if outcome.status in ("sent", "failed") else None,
+                **_provenance_row(outcome.provenance),
             }
             for outcome in outcomes
         ]
@@ -373,16 +437,7 @@ class SqlLedger:
             row = (
                 await connection.execute(select(deliveries).where(deliveries.c.key == key))
             ).first()
-            if row is None:
-                return None
-            return DeliveryRecord(
-                key=row.key,
-                notification=row.notification,
-                status=row.status,
-                attempts=row.attempts,
-                message_id=row.message_id,
-                detail=row.detail,
-            )
+            return None if row is None else _record(row)
 
         record: DeliveryRecord | None = await self._run(work)
         return record
@@ -394,17 +449,7 @@ class SqlLedger:
                 .where(deliveries.c.event_source == source, deliveries.c.event_id == event_id)
                 .order_by(deliveries.c.notification, deliveries.c.recipient)
             )
-            return [
-                DeliveryRecord(
-                    key=row.key,
-                    notification=row.notification,
-                    status=row.status,
-                    attempts=row.attempts,
-                    message_id=row.message_id,
-                    detail=row.detail,
-                )
-                for row in rows
-            ]
+            return [_record(row) for row in rows]
 
         records: list[DeliveryRecord] = await self._run(work)
         return records

@@ -48,6 +48,10 @@ deliveries = Table(
     Column("last_attempt_at", DateTime(timezone=True), nullable=False),
     Column("completed_at", DateTime(timezone=True), nullable=True),
     Column("detail", Text, nullable=True),
+    # Render provenance of an email: the templates' content hash, their locale, the brand key.
+    Column("template_version", String(64), nullable=True),
+    Column("locale", String(35), nullable=True),
+    Column("brand", String(128), nullable=True),
     Index("ix_deliveries_event", "event_source", "event_id"),
     Index("ix_deliveries_recipient", "recipient"),
 )

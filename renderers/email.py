@@ -1,5 +1,9 @@
-"""Build the outgoing email of one delivery: context, templates, then the `multipart/alternative`
-message bytes (`renderers.mime`), every header value cleaned first."""
+"""Build the outgoing email of one delivery: brand and locale, context, templates, CSS inlined,
+then the `multipart/alternative` message bytes (`renderers.mime`), every header value cleaned
+first.
+
+A partner's branding changes the From display name and adds its Reply-To; the From address stays
+the operator's verified sending address, so SPF, DKIM and DMARC alignment hold."""
 
 from __future__ import annotations
 
@@ -10,10 +14,11 @@ from email.utils import format_datetime
 from typing import Any
 
 from catalog.plan import Delivery
-from renderers.branding import BrandConfig
+from renderers.branding import Brand, BrandConfig
 from renderers.environment import Templates
 from renderers.headers import MAX_SUBJECT, clean_header_text
 from renderers.mime import build_alternative, encode_address, encode_text_header
+from renderers.styles import EmailStyles
 from schemas.envelope import Event
 
 
@@ -28,6 +33,10 @@ class OutgoingEmail:
     message_id: str
     subject: str
     content: bytes
+    # Provenance, recorded in the ledger: the templates' content hash and locale, the brand key.
+    template_version: str = ""
+    locale: str = "en"
+    brand: str = "default"
 
 
 class EmailRenderer:
@@ -40,6 +49,7 @@ class EmailRenderer:
         self._templates = templates
         self._brand = brand
         self._sender = sender
+        self._styles = EmailStyles(templates.stylesheet)
         self._message_id_domain = sender.domain or "herald.invalid"
         self._from_header = encode_address(
             clean_header_text(sender.display_name, 200), sender.addr_spec
@@ -53,6 +63,11 @@ class EmailRenderer:
     def context(
         self, event: Event, delivery: Delivery, extras: dict[str, Any] | None = None
     ) -> dict[str, Any]:
+        return self._context(event, delivery, self._brand.brand_for(event.data), extras)
+
+    def _context(
+        self, event: Event, delivery: Delivery, brand: Brand, extras: dict[str, Any] | None
+    ) -> dict[str, Any]:
         data = event.data
         context: dict[str, Any] = {name: getattr(data, name) for name in type(data).model_fields}
         changes = context.get("changes")
@@ -60,7 +75,8 @@ class EmailRenderer:
             event=event,
             notification=delivery.spec.id,
             recipient=delivery.recipient,
-            brand=self._brand.name_for(data),
+            brand=brand.name,
+            branding=brand,
             links=self._brand.links,
             change_count=len(changes) if isinstance(changes, list) else 0,
         )
@@ -71,23 +87,36 @@ class EmailRenderer:
     def render(
         self, event: Event, delivery: Delivery, extras: dict[str, Any] | None = None
     ) -> OutgoingEmail:
-        subject, text, html = self._templates.render(
-            delivery.spec.id, self.context(event, delivery, extras)
-        )
-        subject = clean_header_text(subject, MAX_SUBJECT)
+        brand = self._brand.brand_for(event.data)
         recipient = delivery.recipient
+        rendered = self._templates.render(
+            delivery.spec.id, self._context(event, delivery, brand, extras), recipient.locale
+        )
+        subject = clean_header_text(rendered.subject, MAX_SUBJECT)
         message_id = self.message_id(delivery.key)
         headers = [
-            ("From", self._from_header),
+            ("From", self._from(brand)),
             ("To", encode_address(clean_header_text(recipient.name, 200), recipient.email)),
             ("Subject", encode_text_header(subject)),
             ("Date", format_datetime(datetime.now(UTC))),
             ("Message-ID", message_id),
+            ("Content-Language", rendered.locale),
             ("Auto-Submitted", "auto-generated"),
             ("X-Herald-Notification", delivery.spec.id),
         ]
+        if brand.reply_to:
+            headers.insert(
+                1,
+                (
+                    "Reply-To",
+                    encode_address(clean_header_text(brand.name, 200), brand.reply_to, "Reply-To"),
+                ),
+            )
         content = build_alternative(
-            headers, text.strip() + "\n", html, boundary=f"=_herald_{delivery.key[:32]}"
+            headers,
+            rendered.text.strip() + "\n",
+            self._styles.inline(rendered.html, brand),
+            boundary=f"=_herald_{delivery.key[:32]}",
         )
         return OutgoingEmail(
             notification=delivery.spec.id,
@@ -97,4 +126,13 @@ class EmailRenderer:
             message_id=message_id,
             subject=subject,
             content=content,
+            template_version=rendered.version,
+            locale=rendered.locale,
+            brand=brand.key,
         )
+
+    def _from(self, brand: Brand) -> str:
+        """The operator's address; a branded partner's name as its display name."""
+        if not brand.is_partner:
+            return self._from_header
+        return encode_address(clean_header_text(brand.name, 200), self._sender.addr_spec)

@@ -1,21 +1,41 @@
-"""The jinja2 environments: HTML autoescaped, text and subjects not; StrictUndefined for both.
+"""The jinja2 environments and the per-locale template sets.
 
-Templates live in the repository's `templates/` folder, one folder per notification id
-(`subject.txt`, `body.txt`, `body.html`) beside the shared `layouts/`. They are compiled once and
-cached; templates never come from event data.
+HTML is autoescaped, text and subjects are not; StrictUndefined for both. Templates live in the
+repository's `templates/` folder, one folder per notification id (`subject.txt`, `body.txt`,
+`body.html`, in English) with a subfolder per further locale (`de/subject.txt`, ...), beside the
+shared `layouts/`. A recipient's locale picks the first set of its fallback chain
+(`de-AT` -> `de` -> `en`). Sets are compiled once and cached, each with a content hash (its
+version, recorded in the ledger with every email); templates never come from event data.
 """
 
 from __future__ import annotations
 
+import hashlib
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import jinja2
 
 from herald.errors import ConfigurationError
-from renderers.formatting import format_date, format_datetime, format_money, humanize
+from renderers import formatting
+from renderers.locales import DEFAULT_LOCALE, canonical, fallback_chain
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
 DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+LAYOUTS = "layouts"
+STYLESHEET = "layouts/email.css"
+
+
+def _in_locale(format_value: Any) -> Any:
+    """A filter formatting in the render's `locale` (set by `Templates.render`)."""
+
+    @jinja2.pass_context
+    def filter_(context: jinja2.runtime.Context, value: Any) -> str:
+        result: str = format_value(value, context.get("locale", DEFAULT_LOCALE))
+        return result
+
+    return filter_
 
 
 def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
@@ -31,38 +51,137 @@ def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
         keep_trailing_newline=False,
     )
     environment.filters.update(
-        date=format_date, datetime=format_datetime, money=format_money, humanize=humanize
+        date=_in_locale(formatting.format_date),
+        datetime=_in_locale(formatting.format_datetime),
+        money=_in_locale(formatting.format_money),
+        number=_in_locale(formatting.format_number),
+        humanize=formatting.humanize,
     )
     return environment
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateSet:
+    """One notification's three templates in one locale."""
+
+    notification: str
+    locale: str  # the locale of the templates, e.g. `de` for a `de-AT` recipient
+    version: str  # content hash of the three templates and the layouts
+    subject: jinja2.Template
+    text: jinja2.Template
+    html: jinja2.Template
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+    locale: str  # the templates' locale
+    format_locale: str  # what dates and numbers were formatted for (the recipient's, if close)
+    version: str
+
+
 class Templates:
-    """Both environments plus the check that every notification has its three templates."""
+    """Both environments, the template sets per (notification, locale), and the start-up check
+    that every notification has its three templates in every locale it ships."""
 
     def __init__(self, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> None:
         self.directory = templates_dir
         self.html = _environment(templates_dir, autoescape=True)
         self.text = _environment(templates_dir, autoescape=False)
+        self.stylesheet = (templates_dir / STYLESHEET).read_text("utf-8")
+        self._layouts_digest = self._digest_of(sorted((templates_dir / LAYOUTS).rglob("*.*")))
+        self._sets: dict[tuple[str, str], TemplateSet] = {}
+        self._locales: dict[str, tuple[str, ...]] = {}
+
+    def locales(self, notification: str) -> tuple[str, ...]:
+        """The locales `notification` ships, English first: `("en", "de")`."""
+        known = self._locales.get(notification)
+        if known is None:
+            folder = self.directory / notification
+            others = (
+                sorted(
+                    child.name
+                    for child in folder.iterdir()
+                    if child.is_dir() and child.name == canonical(child.name)
+                )
+                if folder.is_dir()
+                else []
+            )
+            known = self._locales[notification] = (DEFAULT_LOCALE, *others)
+        return known
 
     def check(self, notification_ids: list[str]) -> None:
-        """Compile every template now, so a missing or broken one stops the start."""
+        """Compile every template of every shipped locale now, so a missing or broken one stops
+        the start."""
         for notification in notification_ids:
-            for name in TEMPLATE_FILES:
-                environment = self.html if name.endswith(".html") else self.text
-                try:
-                    environment.get_template(f"{notification}/{name}")
-                except jinja2.TemplateNotFound:
-                    raise ConfigurationError(
-                        f"templates: {notification}/{name} is missing in {self.directory}"
-                    ) from None
-                except jinja2.TemplateSyntaxError as exc:
-                    raise ConfigurationError(
-                        f"templates: {notification}/{name} line {exc.lineno}: {exc.message}"
-                    ) from None
+            for locale in self.locales(notification):
+                self.template_set(notification, locale)
 
-    def render(self, notification: str, context: dict[str, object]) -> tuple[str, str, str]:
-        """Return (subject, text, html)."""
-        subject = self.text.get_template(f"{notification}/subject.txt").render(context)
-        text = self.text.get_template(f"{notification}/body.txt").render(context)
-        html = self.html.get_template(f"{notification}/body.html").render(context)
-        return subject, text, html
+    def template_set(self, notification: str, locale: str) -> TemplateSet:
+        """The set for a recipient locale: the first locale of its fallback chain that
+        `notification` ships."""
+        cached = self._sets.get((notification, locale))
+        if cached is not None:
+            return cached
+        shipped = self.locales(notification)
+        chosen = next(candidate for candidate in fallback_chain(locale) if candidate in shipped)
+        template_set = self._sets.get((notification, chosen)) or self._load(notification, chosen)
+        self._sets[(notification, chosen)] = template_set
+        if len(self._sets) < 10_000:  # recipient locales come from events: bound the cache
+            self._sets[(notification, locale)] = template_set
+        return template_set
+
+    def render(self, notification: str, context: dict[str, Any], locale: str) -> Rendered:
+        """Render (subject, text, html) for a recipient whose locale is `locale`. Dates and
+        numbers follow the recipient's locale when its language is the templates' (`de-AT`
+        with German templates), else the templates' locale (no German dates in English text)."""
+        template_set = self.template_set(notification, locale)
+        requested = canonical(locale)
+        same_language = requested == template_set.locale or requested.startswith(
+            template_set.locale + "-"
+        )
+        format_locale = requested if same_language else template_set.locale
+        context["locale"] = format_locale
+        return Rendered(
+            subject=template_set.subject.render(context),
+            text=template_set.text.render(context),
+            html=template_set.html.render(context),
+            locale=template_set.locale,
+            format_locale=format_locale,
+            version=template_set.version,
+        )
+
+    def _load(self, notification: str, locale: str) -> TemplateSet:
+        folder = notification if locale == DEFAULT_LOCALE else f"{notification}/{locale}"
+        compiled: list[jinja2.Template] = []
+        for name in TEMPLATE_FILES:
+            environment = self.html if name.endswith(".html") else self.text
+            try:
+                compiled.append(environment.get_template(f"{folder}/{name}"))
+            except jinja2.TemplateNotFound as exc:
+                raise ConfigurationError(
+                    f"templates: {exc.name} is missing in {self.directory}"
+                ) from None
+            except jinja2.TemplateSyntaxError as exc:
+                raise ConfigurationError(
+                    f"templates: {exc.name or folder + '/' + name} line {exc.lineno}: {exc.message}"
+                ) from None
+        digest = self._digest_of([self.directory / folder / name for name in TEMPLATE_FILES])
+        subject, text, html = compiled
+        return TemplateSet(
+            notification=notification,
+            locale=locale,
+            version=hashlib.sha256((digest + self._layouts_digest).encode()).hexdigest()[:16],
+            subject=subject,
+            text=text,
+            html=html,
+        )
+
+    def _digest_of(self, paths: list[Path]) -> str:
+        digest = hashlib.sha256()
+        for path in paths:
+            digest.update(str(path.relative_to(self.directory)).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+        return digest.hexdigest()

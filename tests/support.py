@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 from email import message_from_bytes, policy
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -123,3 +125,29 @@ def sample_sum(registry: CollectorRegistry, name: str, **labels: str) -> float:
         for sample in family.samples
         if sample.name == name and labels.items() <= sample.labels.items()
     )
+
+
+GOLDEN = Path(__file__).resolve().parent / "golden"
+
+
+def assert_golden(folder: Path, rendered: dict[str, str]) -> None:
+    """Compare each rendered file with its golden copy in `folder`; with
+    `HERALD_UPDATE_GOLDEN=1`, write them first (then review the diff)."""
+    if os.environ.get("HERALD_UPDATE_GOLDEN") == "1":
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, content in rendered.items():
+            (folder / name).write_text(content, "utf-8")
+    for name, content in rendered.items():
+        path = folder / name
+        assert path.exists(), f"no golden file {path}; run with HERALD_UPDATE_GOLDEN=1"
+        assert content == path.read_text("utf-8"), f"{path.relative_to(GOLDEN)} changed"
+
+
+def golden_parts(email: OutgoingEmail) -> dict[str, str]:
+    """The subject, text and HTML of `email`, as golden files hold them."""
+    message = parse(email)
+    return {
+        "subject.txt": email.subject + "\n",
+        "body.txt": text_part(message).replace("\r\n", "\n"),
+        "body.html": html_part(message).replace("\r\n", "\n"),
+    }

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 
-from ledger.store import ClaimState, NewDelivery, Settlement, SqlLedger
+from ledger.engine import create_engine
+from ledger.store import ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
+from ledger.tables import metadata
 
 pytestmark = pytest.mark.integration
 
@@ -119,3 +122,62 @@ async def test_settle_marks_the_event_processed_in_the_same_transaction(
     assert await ledger.is_processed("/orders-service", "evt-1")
     record = await ledger.delivery(delivery().key)
     assert record is not None and record.status == "sent"
+
+
+async def test_a_sent_email_records_its_render_provenance(ledger: SqlLedger) -> None:
+    await ledger.claim(delivery(), LEASE)
+    provenance = Provenance("0123456789abcdef", "de", "org-1204")
+    # A transient failure after rendering, then the resend that the server accepts.
+    await ledger.settle([Settlement(delivery().key, "retrying", "451", provenance)])
+    await ledger.claim(delivery(), LEASE)
+    await ledger.record_now([Settlement(delivery().key, "sent", "250 OK", provenance)])
+    record = await ledger.delivery(delivery().key)
+    assert record is not None and record.status == "sent"
+    assert record.provenance == provenance
+
+
+async def test_a_settlement_without_provenance_keeps_the_recorded_one(ledger: SqlLedger) -> None:
+    await ledger.claim(delivery(), LEASE)
+    provenance = Provenance("0123456789abcdef", "en", "default")
+    await ledger.settle([Settlement(delivery().key, "retrying", "451", provenance)])
+    await ledger.release(delivery().key, "interrupted by shutdown")  # no provenance
+    record = await ledger.delivery(delivery().key)
+    assert record is not None and record.provenance == provenance
+
+
+async def test_an_older_schema_gains_the_new_columns_in_place(database_url: str) -> None:
+    """A ledger created by an earlier release (no provenance columns) is upgraded at start,
+    keeping its rows."""
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        await connection.run_sync(metadata.drop_all)
+        await connection.execute(
+            text(
+                "CREATE TABLE deliveries (key VARCHAR(64) PRIMARY KEY, notification VARCHAR(100) "
+                "NOT NULL, channel VARCHAR(20) NOT NULL, event_source VARCHAR(1024) NOT NULL, "
+                "event_id VARCHAR(255) NOT NULL, recipient VARCHAR(2048) NOT NULL, message_id "
+                "VARCHAR(255) NOT NULL, status VARCHAR(20) NOT NULL, attempts INTEGER NOT NULL, "
+                "lease_until TIMESTAMP WITH TIME ZONE, first_attempt_at TIMESTAMP WITH TIME ZONE "
+                "NOT NULL, last_attempt_at TIMESTAMP WITH TIME ZONE NOT NULL, completed_at "
+                "TIMESTAMP WITH TIME ZONE, detail TEXT)"
+            )
+        )
+        await connection.execute(
+            text(
+                "INSERT INTO deliveries VALUES ('old', 'order_placed', 'email', '/s', 'e', "
+                "'a@b.example', '<m@h>', 'sent', 1, NULL, :now, :now, :now, '250 OK')"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+    await engine.dispose()
+    upgraded = await SqlLedger.open(database_url)
+    try:
+        old = await upgraded.delivery("old")
+        assert old is not None and (old.status, old.provenance) == ("sent", None)
+        await upgraded.claim(delivery(), LEASE)
+        provenance = Provenance("feedfacecafebeef", "de", "default")
+        await upgraded.record_now([Settlement(delivery().key, "sent", "250", provenance)])
+        new = await upgraded.delivery(delivery().key)
+        assert new is not None and new.provenance == provenance
+    finally:
+        await upgraded.close()

@@ -4,19 +4,13 @@ example, so that an unintended template change fails. After an intended change, 
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 
 from renderers.email import OutgoingEmail
 from schemas.examples import example_names, load_example
 from tests import support
-from tests.support import html_part, parse, text_part
+from tests.support import GOLDEN, assert_golden, golden_parts
 from tests.unit.test_templates import DIRECTORY
-
-GOLDEN = Path(__file__).resolve().parent.parent / "golden"
-UPDATE = os.environ.get("HERALD_UPDATE_GOLDEN") == "1"
 
 
 def _first_rendering() -> dict[str, OutgoingEmail]:
@@ -33,19 +27,4 @@ RENDERINGS = _first_rendering()
 
 @pytest.mark.parametrize("notification", sorted(spec.id for spec in support.catalog()))
 def test_rendering_matches_golden_files(notification: str) -> None:
-    email = RENDERINGS[notification]
-    message = parse(email)
-    rendered = {
-        "subject.txt": email.subject + "\n",
-        "body.txt": text_part(message).replace("\r\n", "\n"),
-        "body.html": html_part(message).replace("\r\n", "\n"),
-    }
-    folder = GOLDEN / notification
-    if UPDATE:
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, content in rendered.items():
-            (folder / name).write_text(content, "utf-8")
-    for name, content in rendered.items():
-        path = folder / name
-        assert path.exists(), f"no golden file {path}; run with HERALD_UPDATE_GOLDEN=1"
-        assert content == path.read_text("utf-8"), f"{notification}/{name} changed"
+    assert_golden(GOLDEN / notification, golden_parts(RENDERINGS[notification]))

@@ -5,26 +5,14 @@ from __future__ import annotations
 
 import pytest
 
-from catalog.config import CATEGORIES, CategoryRecipients
+from herald.preview import preview_directory
 from schemas.examples import example_names, load_example
 from tests import support
 
 EXAMPLES = example_names()
 
 
-def _configured_everywhere() -> dict[str, dict[str, CategoryRecipients]]:
-    """Configured copies for every partner of every example, so config-only notifications
-    (OTJ distribution, catalog changes) render too."""
-    partners = set()
-    for name in EXAMPLES:
-        partner = load_example(name)["data"].get("partner")
-        if partner:
-            partners.add(partner["id"])
-    entry = CategoryRecipients(emails=["copies@partner.example"])
-    return {partner: dict.fromkeys(CATEGORIES, entry) for partner in partners}
-
-
-DIRECTORY = _configured_everywhere()
+DIRECTORY = preview_directory()
 
 
 def test_every_notification_is_rendered_by_some_example() -> None:
