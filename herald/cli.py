@@ -1,5 +1,6 @@
 """The `herald` command line (typer): run, topology (declare, definitions), dev-smtp, catalog,
-schemas, reminders, publish-example, replay (dead letters) and deliveries (support)."""
+preview, gallery, schemas, reminders, publish-example, replay (dead letters) and deliveries
+(support)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import asyncio
 import json
 import os
 import sys
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import aio_pika
 import typer
@@ -192,6 +195,104 @@ def catalog_command(
             ", ".join(row["channel"]),
         )
     Console().print(table)
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Herald's config file (brands); default HERALD_CONFIG."),
+]
+
+
+def _renderer(config_path: Path | None) -> tuple[Any, Any, Any]:
+    """The catalog, templates and email renderer, branded from the config file."""
+    from herald.app import build_catalog_and_templates
+    from herald.settings import load_config_file
+    from renderers.email import EmailRenderer
+
+    settings = load_settings()
+    config = load_config_file(config_path or settings.config)
+    catalog, templates = build_catalog_and_templates()
+    return catalog, templates, EmailRenderer(templates, config.brand, settings.sender)
+
+
+@app.command("preview")
+def preview_command(
+    notification: Annotated[str, typer.Argument(help="a notification id (see herald catalog)")],
+    event: Annotated[
+        Path | None, typer.Option(help="a CloudEvents JSON file; default: a shipped example")
+    ] = None,
+    locale: Annotated[str | None, typer.Option(help="every recipient's locale, e.g. de-AT")] = None,
+    partner: Annotated[
+        str | None, typer.Option(help="brand as this partner id (from brand.partners)")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write subject.txt, body.txt, body.html, message.eml here")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Render one notification without sending it: its subject, text and HTML, and the .eml."""
+    from herald.preview import PreviewRequest, find_spec, preview
+
+    try:
+        document = None if event is None else json.loads(event.read_text("utf-8"))
+        catalog, _, renderer = _renderer(config)
+        spec = find_spec(catalog, notification)
+        emails = preview(spec, PreviewRequest(locale, partner, document), renderer)
+    except (OSError, ValueError) as exc:
+        _fail(f"cannot read the event: {exc}")
+        return
+    except ConfigurationError as exc:
+        _fail(str(exc))
+        return
+    email = emails[0]
+    message = _parse(email.content)
+    text = message.get_body(preferencelist=("plain",))
+    html = message.get_body(preferencelist=("html",))
+    assert text is not None and html is not None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "subject.txt").write_text(email.subject + "\n", "utf-8")
+        (out / "body.txt").write_text(text.get_content(), "utf-8")
+        (out / "body.html").write_text(html.get_content(), "utf-8")
+        (out / "message.eml").write_bytes(email.content)
+    for name in ("From", "Reply-To", "To", "Subject", "Content-Language"):
+        if message[name]:
+            print(f"{name}: {message[name]}")
+    provenance = f"templates {email.template_version}, locale {email.locale}, brand {email.brand}"
+    print(f"Provenance: {provenance}")
+    print()
+    print(text.get_content())
+    others = len(emails) - 1
+    if others:
+        console.print(f"({others} more recipient(s) get the same notification)")
+    if out is not None:
+        console.print(f"wrote {out}/subject.txt, body.txt, body.html, message.eml")
+
+
+@app.command("gallery")
+def gallery_command(
+    out_dir: Annotated[Path, typer.Argument(help="where to write the static site")],
+    partner: Annotated[
+        str | None, typer.Option(help="brand every email as this partner id")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Render every notification type, in each locale it ships, into a static site."""
+    from herald.gallery import build_gallery
+
+    try:
+        catalog, templates, renderer = _renderer(config)
+        pages = build_gallery(out_dir, catalog, templates, renderer, partner)
+    except ConfigurationError as exc:
+        _fail(str(exc))
+        return
+    print(f"{len(pages)} pages for {len(catalog)} notification types: {out_dir / 'index.html'}")
+
+
+def _parse(content: bytes) -> EmailMessage:
+    message = message_from_bytes(content, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
 
 
 @schemas_app.command("export")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from catalog.config import CATEGORIES, CategoryRecipients
@@ -46,14 +47,14 @@ def event_from(document: dict[str, Any]) -> Event:
     return decoded
 
 
-def preview_directory() -> Directory:
-    """Configured copies for every partner of every example, so that config-only notifications
-    (OTJ distribution, catalog changes) have a recipient too."""
+def preview_directory(*extra_partners: str) -> Directory:
+    """Configured copies for every partner of every example (and `extra_partners`), so that
+    config-only notifications (OTJ distribution, catalog changes) have a recipient too."""
     partners = {
         partner["id"]
         for name in example_names()
         if (partner := load_example(name)["data"].get("partner"))
-    }
+    } | set(extra_partners)
     entry = CategoryRecipients(emails=[PREVIEW_COPIES])
     return {partner: dict.fromkeys(CATEGORIES, entry) for partner in sorted(partners)}
 
@@ -110,6 +111,34 @@ def with_partner(document: dict[str, Any], partner_id: str) -> dict[str, Any]:
         return partner_id if value == old_id else value
 
     return {**document, "data": replaced(data)}
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewRequest:
+    locale: str | None = None
+    partner: str | None = None
+    document: dict[str, Any] | None = None  # else the first example that renders it
+
+
+def preview(
+    spec: NotificationSpec, request: PreviewRequest, renderer: EmailRenderer
+) -> list[OutgoingEmail]:
+    """Every email `spec` would send for the request's event (or its example), with the
+    overrides applied; people first, configured copies last."""
+    extra = () if request.partner is None else (request.partner,)
+    directory = preview_directory(*extra)
+    document = request.document or example_for(spec, directory)
+    if request.locale is not None:
+        document = with_locale(document, request.locale)
+    if request.partner is not None:
+        document = with_partner(document, request.partner)
+    event = event_from(document)
+    if not applies(spec, event):
+        raise ConfigurationError(f"this {event.type} event does not trigger {spec.id}")
+    emails = render_preview(spec, event, renderer, directory)
+    if not emails:
+        raise ConfigurationError(f"{spec.id} has no recipient in this event")
+    return sorted(emails, key=lambda email: email.envelope_to == PREVIEW_COPIES)
 
 
 def find_spec(catalog: Catalog, notification: str) -> NotificationSpec:

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start RabbitMQ and PostgreSQL when they are not answering, then wait until both are ready.
 # Installs what the tests need from Debian's packages when it is missing (rabbitmq-server,
-# postgresql, prometheus for promtool, docker-compose to validate the compose file); kubectl,
+# postgresql, prometheus for promtool, docker-compose to validate the compose file, chromium and
+# chromium-driver for the gallery's browser test); kubectl,
 # for kustomize builds of the Kubernetes manifests, comes with the machine.
 set -euo pipefail
 
@@ -25,6 +26,8 @@ command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v promtool >/dev/null || missing+=(prometheus)  # promtool and prometheus: rule tests
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v docker-compose >/dev/null || missing+=(docker-compose)  # `config` needs no engine
+command -v chromium >/dev/null || missing+=(chromium)  # the gallery's browser test
+command -v chromedriver >/dev/null || missing+=(chromium-driver)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   apt-get update -q

@@ -331,8 +331,9 @@ async def test_html_escaping_end_to_end(
     received = await smtp_server.wait_for(2)
     for item in received:
         html = item.message.get_body(preferencelist=("html",)).get_content()
-        assert "<img src=x" not in html
-        assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt; please &amp; thanks" in html
+        assert "<img" not in html
+        # Escaped by jinja2; css-inline's HTML serializer then writes text-node quotes plainly.
+        assert '&lt;img src=x onerror="alert(1)"&gt; please &amp; thanks' in html
         text = item.message.get_body(preferencelist=("plain",)).get_content()
         assert '<img src=x onerror="alert(1)"> please & thanks' in text
 

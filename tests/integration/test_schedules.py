@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from herald.app import Service, build_service
+from renderers.formatting import format_date
 from schemas.examples import load_example
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
@@ -314,5 +315,23 @@ async def test_every_scheduled_notification_is_sent_from_its_arming_event(
     reminders = reminders_received()
     assert len(reminders) == len(recipients)
     assert {e.recipients[0] for e in reminders} == recipients
-    expected = subject.format(date=f"{anchor.day} {anchor:%B} {anchor.year}")
-    assert {e.message["Subject"] for e in reminders} == {expected}
+    # English templates: dates follow an English recipient's region (en-US: "June 5, 2026").
+    locales = _person_locales(document["data"])
+    for email in reminders:
+        locale = locales.get(email.recipients[0], "en")
+        date = format_date(anchor, locale if locale.startswith("en") else "en")
+        assert email.message["Subject"] == subject.format(date=date)
+
+
+def _person_locales(value: Any) -> dict[str, str]:
+    """The locale of every person in an event's data, by address (the default is `en`)."""
+    found: dict[str, str] = {}
+    if isinstance(value, dict):
+        if "email" in value and "id" in value:
+            found[value["email"]] = value.get("locale") or "en"
+        for child in value.values():
+            found.update(_person_locales(child))
+    elif isinstance(value, list):
+        for child in value:
+            found.update(_person_locales(child))
+    return found
