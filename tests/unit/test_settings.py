@@ -18,7 +18,12 @@ def test_the_example_config_file_loads() -> None:
     assert config.recipients["org-1204"]["catalog_changes"].webhooks[0].secret_name == (
         "bluepeak-catalog"
     )
-    assert config.brand.partners["org-1204"].name == "BluePeak Portal"
+    partner = config.brand.partners["org-1204"]
+    assert (partner.name, partner.primary_colour, partner.reply_to) == (
+        "BluePeak Portal",
+        "#0f766e",
+        "support@bluepeak.example",
+    )
     assert (config.reminders.send_time.hour, config.reminders.send_time.minute) == (8, 0)
 
 
@@ -28,6 +33,17 @@ def test_the_example_config_file_loads() -> None:
         ("recipients:\n  org-1:\n    invoices:\n      emails: []\n", "recipients.org-1.invoices"),
         ("reminders:\n  send_time_utc: '25:00'\n", "reminders.send_time_utc"),
         ("brand:\n  colour: red\n", "brand.colour"),
+        ("brand:\n  primary_colour: red\n", "brand.primary_colour"),
+        (
+            "brand:\n  partners:\n    p-1: {name: X, primary_colour: '#12345'}\n",
+            "brand.partners.p-1.primary_colour",
+        ),
+        (
+            "brand:\n  partners:\n    p-1: {name: X, logo_url: 'http://x.example/l.png'}\n",
+            "brand.partners.p-1.logo_url",
+        ),
+        ("brand:\n  partners:\n    p-1: {name: X, reply_to: 'not an address'}\n", "reply_to"),
+        ("brand:\n  partners:\n    p-1: {logo_url: 'https://x.example/l.png'}\n", "name"),
         (
             "recipients:\n  org-1:\n    catalog_changes:\n      webhooks:\n"
             "        - {url: 'http://insecure.example', secret_name: x}\n",
