@@ -7,8 +7,9 @@ every other locale is formatted by Babel's CLDR data (`1. Oktober 2026`, `6.250,
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from babel.dates import format_date as babel_date
@@ -29,7 +30,7 @@ def format_date(value: datetime | None, locale: str = DEFAULT_LOCALE) -> str:
     utc = value.astimezone(UTC)
     if locale == DEFAULT_LOCALE:
         return f"{utc.day} {utc.strftime('%B')} {utc.year}"
-    return babel_date(utc.date(), format="long", locale=babel_locale(locale))
+    return _long_date(utc.date(), locale)
 
 
 def format_datetime(value: datetime | None, locale: str = DEFAULT_LOCALE) -> str:
@@ -53,15 +54,7 @@ def format_money(value: Any, locale: str = DEFAULT_LOCALE) -> str:
         sign = "-" if amount.startswith("-") else ""
         whole, _, fraction = amount.lstrip("-").partition(".")
         return f"{sign}{int(whole):,}.{fraction.ljust(2, '0')} {value.currency}"
-    formatted: str = format_currency(
-        Decimal(amount),
-        value.currency,
-        format=_MONEY_PATTERN,
-        locale=babel_locale(locale),
-        currency_digits=False,
-        decimal_quantization=False,
-    )
-    return formatted.replace("\u00a0", " ")
+    return _money(amount, value.currency, locale)
 
 
 def format_number(value: Any, locale: str = DEFAULT_LOCALE) -> str:
@@ -74,6 +67,27 @@ def format_number(value: Any, locale: str = DEFAULT_LOCALE) -> str:
         return str(value)
     formatted: str = format_decimal(number, locale=babel_locale(locale))
     return formatted
+
+
+# Babel takes tens of microseconds per value; the same dates and amounts recur within an email
+# and across a campaign's emails, so results are cached (bounded).
+@lru_cache(maxsize=4096)
+def _long_date(day: date, locale: str) -> str:
+    formatted: str = babel_date(day, format="long", locale=babel_locale(locale))
+    return formatted
+
+
+@lru_cache(maxsize=4096)
+def _money(amount: str, currency: str, locale: str) -> str:
+    formatted: str = format_currency(
+        Decimal(amount),
+        currency,
+        format=_MONEY_PATTERN,
+        locale=babel_locale(locale),
+        currency_digits=False,
+        decimal_quantization=False,
+    )
+    return formatted.replace("\u00a0", " ")
 
 
 def humanize(value: str | None) -> str:
