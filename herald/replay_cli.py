@@ -459,10 +459,25 @@ def deliveries_find(
         _print_json([asdict(record) for record in records])
         return
     table = Table(title=f"deliveries ({len(records)})")
-    for column in ("notification", "to", "status", "when", "Message-ID", "attempts", "detail"):
+    columns = (
+        "notification",
+        "to",
+        "status",
+        "when",
+        "Message-ID",
+        "attempts",
+        "rendered",
+        "detail",
+    )
+    for column in columns:
         table.add_column(column)
     for record in records:
         when = record.completed_at or record.last_attempt_at
+        rendered = (
+            f"{record.locale}, {record.brand}, templates {record.template_version}"
+            if record.template_version
+            else ""
+        )
         table.add_row(
             record.notification,
             record.recipient,
@@ -470,6 +485,7 @@ def deliveries_find(
             when.isoformat(timespec="seconds"),
             record.message_id,
             str(record.attempts),
+            rendered,
             record.detail or "",
         )
     out.print(table)

@@ -1,5 +1,6 @@
 """Support's question, answered from the ledger: was this notification sent to this person,
-when, with which Message-ID, and if not, why (`herald deliveries find`)."""
+when, with which Message-ID, rendered from which templates in which language and brand, and if
+not, why (`herald deliveries find`)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,10 @@ class DeliveryRecord:
     last_attempt_at: datetime
     completed_at: datetime | None
     detail: str | None  # the server's reply when sent, the reason otherwise
+    # Render provenance (emails only): the templates' content hash, their locale, the brand.
+    template_version: str | None = None
+    locale: str | None = None
+    brand: str | None = None
 
 
 async def find_deliveries(
@@ -68,6 +73,9 @@ async def find_deliveries(
                 last_attempt_at=as_utc(row.last_attempt_at),
                 completed_at=None if row.completed_at is None else as_utc(row.completed_at),
                 detail=row.detail,
+                template_version=row.template_version,
+                locale=row.locale,
+                brand=row.brand,
             )
             for row in await connection.execute(query)
         ]

@@ -518,6 +518,10 @@ async def test_deliveries_find(
     assert {r["event_id"] for r in records} == {document["id"]}
     failed = [r for r in records if r["status"] == "failed"]
     assert len(failed) == 1 and "550" in failed[0]["detail"]
+    assert all(  # the refused email was rendered too: its provenance is recorded
+        (r["locale"], r["brand"], len(r["template_version"])) == ("en", "default", 16)
+        for r in records
+    )
     recipient = records[0]["recipient"]
     _, output, _ = await cli(
         amqp_url, database, "deliveries", "find", "--recipient", recipient.upper(), "--since", "1h"
