@@ -107,6 +107,3 @@ class BrandConfig(BaseModel):
             footer=branded.footer,
             reply_to=branded.reply_to or self.reply_to,
         )
-
-    def name_for(self, data: Any) -> str:
-        return self.brand_for(data).name
