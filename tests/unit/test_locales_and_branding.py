@@ -7,6 +7,7 @@ Regenerate after an intended change with
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.utils import parseaddr
 from types import SimpleNamespace
@@ -31,6 +32,8 @@ from renderers.styles import readable_on
 from tests import support
 from tests.support import GOLDEN, assert_golden, golden_parts, parse
 
+HTML_TAG = re.compile(r"</?[a-zA-Z][a-zA-Z0-9]*(\s[^>]*)?>")
+HTML_ENTITY = re.compile(r"&(#\d+|#x[0-9a-fA-F]+|[a-zA-Z]+);")
 PARTNER = "org-1204"
 BRANDED = BrandConfig.model_validate(
     {
@@ -189,8 +192,21 @@ def test_every_html_email_has_a_preheader_and_every_text_part_stands_alone() -> 
         preheader = html.split('class="preheader"', 1)[1].split(">", 1)[1].split("<", 1)[0]
         assert preheader.strip("\u2007\u034f "), f"{notification} has an empty preheader"
         text = support.text_part(message)
-        assert "<" not in text.replace("<https", "") or "</" not in text, notification
-        assert "automatic message" in text
+        # No markup or HTML entities in the text part, and it says who sent it and why.
+        assert not HTML_TAG.search(text), f"{notification}: {HTML_TAG.search(text)}"
+        assert not HTML_ENTITY.search(text), notification
+        assert "This is an automatic message from Cloud Portal" in text, notification
+        assert text.splitlines()[0].startswith(("Hello", "Hi", "Dear")), notification
+
+
+def test_the_layout_survives_outlook_and_small_screens() -> None:
+    html = support.html_part(parse(rendered("order_confirmation_new", "en")))
+    # Outlook for Windows ignores max-width: it alone sees a fixed 600 px table around the body.
+    assert html.count("<!--[if mso]>") == 2
+    assert '<!--[if mso]><table role="presentation" width="600"' in html
+    assert 'class="container" role="presentation" width="600"' in html
+    assert "max-width: 600px" in html
+    assert "@media only screen and (max-width: 620px)" in html
 
 
 def test_babel_formats_per_locale() -> None:
