@@ -50,9 +50,12 @@ BRANDED = BrandConfig.model_validate(
     }
 )
 DIRECTORY = preview_directory()
-GERMAN = sorted(
-    spec.id for spec in support.catalog() if "de" in support.templates().locales(spec.id)
+TRANSLATED = sorted(
+    (spec.id, locale)
+    for spec in support.catalog()
+    for locale in support.templates().locales(spec.id)[1:]  # every shipped locale but English
 )
+GERMAN = sorted(notification for notification, locale in TRANSLATED if locale == "de")
 
 
 def rendered(notification: str, locale: str, brand: BrandConfig | None = None) -> OutgoingEmail:
@@ -95,14 +98,14 @@ def test_german_ships_for_the_order_confirmations_and_renewal_alerts() -> None:
     )
 
 
-@pytest.mark.parametrize("notification", GERMAN)
-def test_german_rendering_matches_golden_files(notification: str) -> None:
-    email = rendered(notification, "de")
-    assert (email.locale, parse(email)["Content-Language"]) == ("de", "de")
+@pytest.mark.parametrize(("notification", "locale"), TRANSLATED)
+def test_translated_rendering_matches_golden_files(notification: str, locale: str) -> None:
+    email = rendered(notification, locale)
+    assert (email.locale, parse(email)["Content-Language"]) == (locale, locale)
     english = rendered(notification, "en")
     assert email.subject != english.subject
     assert email.template_version != english.template_version
-    assert_golden(GOLDEN / "locales" / f"{notification}.de", golden_with_headers(email))
+    assert_golden(GOLDEN / "locales" / f"{notification}.{locale}", golden_with_headers(email))
 
 
 @pytest.mark.parametrize(
