@@ -51,7 +51,7 @@ RENDERER = EmailRenderer(TEMPLATES, BRANDS, SETTINGS.sender)  # for its template
 STYLES = EmailStyles(TEMPLATES.stylesheet)  # the same CSS inlining as Herald's
 
 
-def emails(body: bytes, routing_key: str, message_id: str | None) -> list[EmailMessage]:
+def event_of(body: bytes, routing_key: str, message_id: str | None) -> Event:
     decoded = decode(
         InboundMessage(
             body=body,
@@ -63,6 +63,26 @@ def emails(body: bytes, routing_key: str, message_id: str | None) -> list[EmailM
         )
     )
     assert isinstance(decoded, Event)
+    return decoded
+
+
+async def consume(
+    url: str, queue_name: str, prefetch: int, on_message: Any, done: asyncio.Event
+) -> None:
+    """Consume `queue_name` with `on_message` until `done` is set."""
+    import aio_pika
+
+    connection = await aio_pika.connect_robust(url)
+    async with connection:
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=prefetch)
+        queue = await channel.get_queue(queue_name)
+        await queue.consume(on_message)
+        await done.wait()
+
+
+def emails(body: bytes, routing_key: str, message_id: str | None) -> list[EmailMessage]:
+    decoded = event_of(body, routing_key, message_id)
     messages = []
     for delivery in plan_event(decoded, CATALOG, {}).deliveries:
         context = RENDERER.context(decoded, delivery, dict(delivery.extras))
@@ -97,7 +117,6 @@ async def run_aiopika(args: argparse.Namespace) -> float:
     import aio_pika
 
     smtp = OneConnection(args.smtp_port)
-    connection = await aio_pika.connect_robust(args.url)
     done = asyncio.Event()
     handled = 0
     started = 0.0
@@ -113,12 +132,7 @@ async def run_aiopika(args: argparse.Namespace) -> float:
         if handled == args.count:
             done.set()
 
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=args.prefetch)
-        queue = await channel.get_queue(args.queue)
-        await queue.consume(on_message)
-        await done.wait()
+    await consume(args.url, args.queue, args.prefetch, on_message, done)
     return args.count / (time.perf_counter() - started)
 
 
@@ -158,7 +172,6 @@ async def run_floor(args: argparse.Namespace) -> float:
     from senders.smtp import SmtpOptions, SmtpSender
 
     smtp = SmtpSender(SmtpOptions(port=args.smtp_port, pool_size=8))
-    connection = await aio_pika.connect_robust(args.url)
     done = asyncio.Event()
     handled = 0
     emails_sent = 0
@@ -169,17 +182,7 @@ async def run_floor(args: argparse.Namespace) -> float:
         nonlocal handled, started, cpu_started, emails_sent
         if not started:
             started, cpu_started = time.perf_counter(), time.process_time()
-        decoded = decode(
-            InboundMessage(
-                body=message.body,
-                routing_key=args.event_type,
-                content_type="application/cloudevents+json",
-                content_encoding=None,
-                message_id=message.message_id,
-                queue="bench",
-            )
-        )
-        assert isinstance(decoded, Event)
+        decoded = event_of(message.body, args.event_type, message.message_id)
         rendered = [
             RENDERER.render(decoded, delivery, dict(delivery.extras))
             for delivery in plan_event(decoded, CATALOG, {}).deliveries
@@ -192,12 +195,7 @@ async def run_floor(args: argparse.Namespace) -> float:
         if handled == args.count:
             done.set()
 
-    async with connection:
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=256)
-        queue = await channel.get_queue(args.queue)
-        await queue.consume(on_message)
-        await done.wait()
+    await consume(args.url, args.queue, 256, on_message, done)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     await smtp.close()
     print(f"cpu_us_per_email {cpu / emails_sent * 1e6:.0f}", flush=True)

@@ -8,8 +8,6 @@ import asyncio
 import json
 import os
 import sys
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -231,7 +229,7 @@ def preview_command(
     config: ConfigOption = None,
 ) -> None:
     """Render one notification without sending it: its subject, text and HTML, and the .eml."""
-    from herald.preview import PreviewRequest, find_spec, preview
+    from herald.preview import PreviewRequest, email_parts, find_spec, preview
 
     try:
         document = None if event is None else json.loads(event.read_text("utf-8"))
@@ -245,15 +243,12 @@ def preview_command(
         _fail(str(exc))
         return
     email = emails[0]
-    message = _parse(email.content)
-    text = message.get_body(preferencelist=("plain",))
-    html = message.get_body(preferencelist=("html",))
-    assert text is not None and html is not None
+    message, text, html = email_parts(email)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         (out / "subject.txt").write_text(email.subject + "\n", "utf-8")
-        (out / "body.txt").write_text(text.get_content(), "utf-8")
-        (out / "body.html").write_text(html.get_content(), "utf-8")
+        (out / "body.txt").write_text(text, "utf-8")
+        (out / "body.html").write_text(html, "utf-8")
         (out / "message.eml").write_bytes(email.content)
     for name in ("From", "Reply-To", "To", "Subject", "Content-Language"):
         if message[name]:
@@ -261,7 +256,7 @@ def preview_command(
     provenance = f"templates {email.template_version}, locale {email.locale}, brand {email.brand}"
     print(f"Provenance: {provenance}")
     print()
-    print(text.get_content())
+    print(text)
     others = len(emails) - 1
     if others:
         console.print(f"({others} more recipient(s) get the same notification)")
@@ -287,12 +282,6 @@ def gallery_command(
         _fail(str(exc))
         return
     print(f"{len(pages)} pages for {len(catalog)} notification types: {out_dir / 'index.html'}")
-
-
-def _parse(content: bytes) -> EmailMessage:
-    message = message_from_bytes(content, policy=policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 @schemas_app.command("export")

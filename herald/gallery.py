@@ -7,16 +7,14 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
-from email import message_from_bytes, policy
-from email.message import EmailMessage
 from pathlib import Path
 
 import jinja2
 
 from catalog.describe import describe
 from catalog.spec import Catalog
-from herald.preview import PreviewRequest, preview
-from renderers.email import EmailRenderer, OutgoingEmail
+from herald.preview import PreviewRequest, email_parts, preview
+from renderers.email import EmailRenderer
 from renderers.environment import Templates
 from schemas.envelope import DOMAINS
 
@@ -45,14 +43,6 @@ class GalleryPage:
     path: str  # relative to the site's root
 
 
-def _parts(email: OutgoingEmail) -> tuple[EmailMessage, str, str]:
-    message = message_from_bytes(email.content, policy=policy.default)
-    assert isinstance(message, EmailMessage)
-    text, html = (message.get_body(preferencelist=(kind,)) for kind in ("plain", "html"))
-    assert text is not None and html is not None
-    return message, str(text.get_content()), str(html.get_content())
-
-
 def build_gallery(
     out_dir: Path,
     catalog: Catalog,
@@ -79,7 +69,7 @@ def build_gallery(
         locales = templates.locales(spec.id)
         for locale in locales:
             email = preview(spec, PreviewRequest(locale=locale, partner=partner), renderer)[0]
-            message, text, html = _parts(email)
+            message, text, html = email_parts(email)
             stem = f"{spec.id}.{locale}"
             (pages_dir / f"{stem}.email.html").write_text(html, "utf-8")
             (pages_dir / f"{stem}.eml").write_bytes(email.content)

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from functools import cache
 from typing import Any
 
 from catalog.config import CATEGORIES, CategoryRecipients
@@ -47,14 +51,19 @@ def event_from(document: dict[str, Any]) -> Event:
     return decoded
 
 
-def preview_directory(*extra_partners: str) -> Directory:
-    """Configured copies for every partner of every example (and `extra_partners`), so that
-    config-only notifications (OTJ distribution, catalog changes) have a recipient too."""
-    partners = {
+@cache
+def _example_partners() -> frozenset[str]:
+    return frozenset(
         partner["id"]
         for name in example_names()
         if (partner := load_example(name)["data"].get("partner"))
-    } | set(extra_partners)
+    )
+
+
+def preview_directory(*extra_partners: str) -> Directory:
+    """Configured copies for every partner of every example (and `extra_partners`), so that
+    config-only notifications (OTJ distribution, catalog changes) have a recipient too."""
+    partners = _example_partners() | set(extra_partners)
     entry = CategoryRecipients(emails=[PREVIEW_COPIES])
     return {partner: dict.fromkeys(CATEGORIES, entry) for partner in sorted(partners)}
 
@@ -69,21 +78,23 @@ def example_for(spec: NotificationSpec, directory: Directory) -> dict[str, Any]:
     raise ConfigurationError(f"no example event renders {spec.id}")
 
 
+def persons(value: Any) -> Iterator[dict[str, Any]]:
+    """Every Person (schemas/common.py) in an event's `data`, as its JSON object."""
+    if isinstance(value, dict):
+        if "email" in value and "id" in value:
+            yield value
+        for child in value.values():
+            yield from persons(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from persons(child)
+
+
 def with_locale(document: dict[str, Any], locale: str) -> dict[str, Any]:
     """A copy in which every person carried by the event has `locale`."""
     changed = copy.deepcopy(document)
-
-    def visit(value: Any) -> None:
-        if isinstance(value, dict):
-            if "email" in value and "id" in value:  # a Person (schemas/common.py)
-                value["locale"] = locale
-            for child in value.values():
-                visit(child)
-        elif isinstance(value, list):
-            for child in value:
-                visit(child)
-
-    visit(changed["data"])
+    for person in persons(changed["data"]):
+        person["locale"] = locale
     return changed
 
 
@@ -139,6 +150,15 @@ def preview(
     if not emails:
         raise ConfigurationError(f"{spec.id} has no recipient in this event")
     return sorted(emails, key=lambda email: email.envelope_to == PREVIEW_COPIES)
+
+
+def email_parts(email: OutgoingEmail) -> tuple[EmailMessage, str, str]:
+    """The parsed message, its text part and its HTML part."""
+    message = message_from_bytes(email.content, policy=policy.default)
+    assert isinstance(message, EmailMessage)
+    text, html = (message.get_body(preferencelist=(kind,)) for kind in ("plain", "html"))
+    assert text is not None and html is not None
+    return message, str(text.get_content()), str(html.get_content())
 
 
 def find_spec(catalog: Catalog, notification: str) -> NotificationSpec:

@@ -78,7 +78,6 @@ class Rendered:
     text: str
     html: str
     locale: str  # the templates' locale
-    format_locale: str  # what dates and numbers were formatted for (the recipient's, if close)
     version: str
 
 
@@ -143,13 +142,12 @@ class Templates:
             template_set.locale + "-"
         )
         format_locale = requested if same_language else template_set.locale
-        context["locale"] = format_locale
+        context["locale"] = format_locale  # for the filters, and <html lang>
         return Rendered(
             subject=template_set.subject.render(context),
             text=template_set.text.render(context),
             html=template_set.html.render(context),
             locale=template_set.locale,
-            format_locale=format_locale,
             version=template_set.version,
         )
 

@@ -10,6 +10,7 @@ from babel import Locale, UnknownLocaleError
 DEFAULT_LOCALE = "en"
 
 
+@lru_cache(maxsize=256)
 def canonical(tag: str) -> str:
     """BCP 47 casing: `DE_at` -> `de-AT`, `zh-hant-tw` -> `zh-Hant-TW`; an empty tag is `en`."""
     parts = [part for part in tag.replace("_", "-").split("-") if part]

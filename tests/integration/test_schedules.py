@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from herald.app import Service, build_service
+from herald.preview import persons
 from renderers.formatting import format_date
 from schemas.examples import load_example
 from tests.conftest import SmtpServer
@@ -316,22 +317,10 @@ async def test_every_scheduled_notification_is_sent_from_its_arming_event(
     assert len(reminders) == len(recipients)
     assert {e.recipients[0] for e in reminders} == recipients
     # English templates: dates follow an English recipient's region (en-US: "June 5, 2026").
-    locales = _person_locales(document["data"])
+    locales = {
+        person["email"]: person.get("locale") or "en" for person in persons(document["data"])
+    }
     for email in reminders:
         locale = locales.get(email.recipients[0], "en")
         date = format_date(anchor, locale if locale.startswith("en") else "en")
         assert email.message["Subject"] == subject.format(date=date)
-
-
-def _person_locales(value: Any) -> dict[str, str]:
-    """The locale of every person in an event's data, by address (the default is `en`)."""
-    found: dict[str, str] = {}
-    if isinstance(value, dict):
-        if "email" in value and "id" in value:
-            found[value["email"]] = value.get("locale") or "en"
-        for child in value.values():
-            found.update(_person_locales(child))
-    elif isinstance(value, list):
-        for child in value:
-            found.update(_person_locales(child))
-    return found

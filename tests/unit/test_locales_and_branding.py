@@ -234,7 +234,7 @@ def test_locale_tags_and_fallback_chains() -> None:
     assert fallback_chain("en-GB") == ("en-GB", "en")
 
 
-def test_template_sets_resolve_along_the_chain_and_carry_a_content_hash(tmp_path: object) -> None:
+def test_template_sets_resolve_along_the_chain_and_carry_a_content_hash() -> None:
     templates = Templates()
     assert templates.template_set("order_placed", "de-AT").locale == "de"
     assert templates.template_set("order_placed", "nb-NO").locale == "en"
