@@ -12,10 +12,12 @@ Callers pass header text already cleaned by `renderers.headers.clean_header_text
 from __future__ import annotations
 
 import binascii
+import re
 from email.header import Header
 from email.utils import formataddr
 
 MAX_HEADER_LINE = 76
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def encode_text_header(value: str, name: str = "Subject") -> str:
@@ -28,7 +30,12 @@ def encode_text_header(value: str, name: str = "Subject") -> str:
 
 def encode_address(display_name: str, addr_spec: str, name: str = "From") -> str:
     """`Name <addr>`, the name quoted or RFC 2047 encoded as needed, folded before the
-    `<addr>` when the line would pass 78 characters."""
+    `<addr>` when the line would pass 78 characters.
+
+    `addr_spec` is validated upstream (schemas, config); a control character in it would still
+    split the header, so it is refused here too rather than sent."""
+    if _CONTROL.search(addr_spec):
+        raise ValueError("an address must not contain control characters")
     value = formataddr((display_name, addr_spec), charset="utf-8")
     if len(name) + 2 + len(value) > 78 and " <" in value:
         head, _, address = value.rpartition(" <")

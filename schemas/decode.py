@@ -92,7 +92,7 @@ def _validate_envelope(document: dict[str, Any]) -> Envelope:
 
 
 def _check_type_form(event_type: str) -> None:
-    if not EVENT_TYPE_FORM.match(event_type):
+    if not EVENT_TYPE_FORM.fullmatch(event_type):
         raise RejectedMessage(
             "unknown_event_type", "type must match <domain>.<entity>.<verb> in snake_case"
         )

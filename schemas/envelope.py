@@ -13,7 +13,8 @@ from schemas.base import ContractModel
 from schemas.scalars import Timestamp
 
 DOMAINS = ("orders", "subscriptions", "users", "interop", "catalog")
-EVENT_TYPE_FORM = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+# Use with `fullmatch`: `match` with `$` would accept a trailing newline.
+EVENT_TYPE_FORM = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
 
 # 1 to 255 bytes of ASCII so that it fits the AMQP message_id (a short string).
 EventId = Annotated[str, StringConstraints(pattern=r"^[\x20-\x7e]{1,255}$")]

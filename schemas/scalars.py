@@ -8,7 +8,10 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StringConstraints
 
-_RFC3339 = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+# Python regexes here are used with `fullmatch` only: `re.match` with `$` also accepts a
+# trailing newline, which split the To header on the wire. (pydantic's `pattern=` constraints
+# run on the Rust regex engine, where `$` is the end of the text.)
+_RFC3339 = re.compile(r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 
 # RFC 5322 addr-spec without the obsolete forms: dot-atom or quoted-string, then a dot-atom
 # domain or a domain literal.
@@ -16,7 +19,7 @@ _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]"
 _DOT_ATOM = rf"{_ATEXT}+(?:\.{_ATEXT}+)*"
 _QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"'
 _DOMAIN_LITERAL = r"\[[\x21-\x5a\x5e-\x7e]*\]"
-_ADDR_SPEC = re.compile(rf"^(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|{_DOMAIN_LITERAL})$")
+_ADDR_SPEC = re.compile(rf"(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|{_DOMAIN_LITERAL})")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -24,7 +27,7 @@ def parse_timestamp(value: object) -> object:
     """Parse an RFC 3339 date-time that carries an offset; anything else is left to fail."""
     if not isinstance(value, str):
         return value
-    match = _RFC3339.match(value)
+    match = _RFC3339.fullmatch(value)
     if match is None:
         raise ValueError("must be an RFC 3339 date-time with offset")
     date, clock, fraction, offset = match.groups()
@@ -38,7 +41,7 @@ def parse_timestamp(value: object) -> object:
 
 
 def _check_addr_spec(value: str) -> str:
-    if not _ADDR_SPEC.match(value):
+    if not _ADDR_SPEC.fullmatch(value):
         raise ValueError("must be an RFC 5322 addr-spec")
     return value
 

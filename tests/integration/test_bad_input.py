@@ -216,3 +216,23 @@ async def test_bad_input_stays_queued_until_its_dead_letter_copy_is_confirmed(
     finally:
         await herald.stop()
         await dead_letters.bind("herald.dlx", routing_key="")
+
+
+async def test_address_with_trailing_newline_is_dead_lettered_and_nothing_is_sent(
+    service: Service, broker: Broker, smtp_server: SmtpServer
+) -> None:
+    """`re.match` with `$` accepts a trailing newline; on the wire it split the To header and
+    pushed Subject, Message-ID and the MIME headers into the body."""
+    document = placed("newline-address-1")
+    document["data"]["order"]["placed_by"]["email"] = "jonas@bluepeak.example\n"
+    body = json.dumps(document).encode()
+    await broker.publish(body, routing_key=document["type"], message_id=document["id"])
+    headers = await assert_dead_lettered(broker, service, document["id"], "schema_violation", body)
+    assert headers["x-reject-detail"] == "data.order.placed_by.email: must be an RFC 5322 addr-spec"
+    # A valid event published after it is sent: had the first one been, it would be there too.
+    await broker.publish(placed("newline-address-after"))
+    received = await smtp_server.wait_for(2)
+    await wait_for_metric(service, "herald_events_processed_total", 1, domain="orders")
+    assert len(received) == 2
+    assert all(b"jonas@bluepeak.example\r\n>" not in mail.content for mail in received)
+    assert metric(service, "herald_events_processed_total", domain="orders") == 1
