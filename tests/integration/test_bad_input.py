@@ -236,3 +236,35 @@ async def test_address_with_trailing_newline_is_dead_lettered_and_nothing_is_sen
     assert len(received) == 2
     assert all(b"jonas@bluepeak.example\r\n>" not in mail.content for mail in received)
     assert metric(service, "herald_events_processed_total", domain="orders") == 1
+
+
+@pytest.mark.parametrize(
+    ("original", "replacement"),
+    [
+        # A second value for a key: Python's parser silently kept the last one.
+        (
+            '"email": "jonas@bluepeak.example"',
+            '"email": "jonas@bluepeak.example", "email": "mallory@evil.example"',
+        ),
+        # NaN and Infinity are not JSON; in an unknown field only the parser can refuse them.
+        ('"storefront": "partner_portal"', '"storefront": "partner_portal", "score": NaN'),
+        ('"storefront": "partner_portal"', '"storefront": "partner_portal", "score": -Infinity'),
+    ],
+    ids=["duplicate-key", "nan", "minus-infinity"],
+)
+async def test_row3_duplicate_keys_and_nan_are_malformed_json(
+    service: Service, broker: Broker, smtp_server: SmtpServer, original: str, replacement: str
+) -> None:
+    document = placed("strict-json-1")
+    text = json.dumps(document)
+    assert original in text
+    body = text.replace(original, replacement, 1).encode()
+    await broker.publish(body, routing_key=document["type"], message_id=document["id"])
+    headers = await assert_dead_lettered(broker, service, document["id"], "malformed_json", body)
+    assert "jonas" not in headers["x-reject-detail"]
+    assert "mallory" not in headers["x-reject-detail"]
+    await broker.publish(placed("strict-json-after"))
+    received = await smtp_server.wait_for(2)
+    await wait_for_metric(service, "herald_events_processed_total", 1, domain="orders")
+    assert len(received) == 2
+    assert all("mallory@evil.example" not in mail.recipients for mail in received)

@@ -81,6 +81,48 @@ def test_row3_malformed_json(body: bytes) -> None:
     assert reason_of(inbound(body))[0] == "malformed_json"
 
 
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+def test_row3_nan_and_infinity_are_malformed_json(document: dict[str, Any], constant: str) -> None:
+    # In an unknown field, which the schema ignores: only the parser can refuse it.
+    document["data"]["score"] = float(constant)
+    body = json.dumps(document).encode()
+    assert f'"score": {constant}'.encode() in body
+    reason, detail = reason_of(inbound(body, message_id=document["id"]))
+    assert reason == "malformed_json"
+    assert detail == "body is not valid JSON: NaN and Infinity are not JSON numbers"
+
+
+@pytest.mark.parametrize(
+    ("body", "location"),
+    [
+        (b'{"a": 1, "a": 2}', "(root)"),
+        (b'{"a": {"b": 1, "c": {}, "b": 1}}', "a"),
+        (b'{"a": [{"x": 1}, {"y": 1, "y": 2}]}', "a[1]"),
+        (b'{"a": {"jonas@bluepeak.example": {"k": 1, "k": 1}}}', "a.?"),
+    ],
+)
+def test_row3_duplicate_keys_are_malformed_json(body: bytes, location: str) -> None:
+    reason, detail = reason_of(inbound(body))
+    assert reason == "malformed_json"
+    assert detail == f"body is not valid JSON: duplicate key at {location}"
+
+
+def test_row3_duplicate_key_in_an_event_is_not_silently_resolved(
+    document: dict[str, Any],
+) -> None:
+    text = json.dumps(document)
+    body = text.replace(
+        '"email": "jonas@bluepeak.example"',
+        '"email": "jonas@bluepeak.example", "email": "mallory@evil.example"',
+        1,
+    ).encode()
+    assert b"mallory" in body
+    reason, detail = reason_of(inbound(body, message_id=document["id"]))
+    assert reason == "malformed_json"
+    assert detail == "body is not valid JSON: duplicate key at data.order.placed_by"
+    assert "jonas" not in detail and "mallory" not in detail
+
+
 @pytest.mark.parametrize(
     ("mutate", "location"),
     [
