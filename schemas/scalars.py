@@ -21,6 +21,11 @@ _QUOTED = r'"(?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\[\x20-\x7e])*"'
 _DOMAIN_LITERAL = r"\[[\x21-\x5a\x5e-\x7e]*\]"
 _ADDR_SPEC = re.compile(rf"(?:{_DOT_ATOM}|{_QUOTED})@(?:{_DOT_ATOM}|{_DOMAIN_LITERAL})")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (C0, DEL, C1 with NEL) and the Unicode line and paragraph separators, with
+# any whitespace around them: every one of them can start a new line in some reader.
+_LINE_BREAKING = re.compile(
+    r"\s*[\x00-\x1f\x7f-\x9f\u2028\u2029][\s\x00-\x1f\x7f-\x9f\u2028\u2029]*"
+)
 
 
 def parse_timestamp(value: object) -> object:
@@ -46,6 +51,15 @@ def _check_addr_spec(value: str) -> str:
     return value
 
 
+def single_line(value: str) -> str:
+    """The value on one line: each run of control characters or line separators (with the
+    whitespace around it) becomes one space."""
+    if value.isprintable():  # the usual case, in C: no control character, no separator
+        return value
+    flattened, count = _LINE_BREAKING.subn(" ", value)
+    return flattened.strip() if count else value
+
+
 def _check_https_url(value: str) -> str:
     if not value.startswith("https://") or len(value) <= len("https://"):
         raise ValueError("must be an absolute https URL")
@@ -65,7 +79,10 @@ Url = Annotated[str, StringConstraints(max_length=2048), AfterValidator(_check_h
 NonNegativeInt = Annotated[int, Field(ge=0)]
 
 # Herald's own bounds on free text (the contract bounds only the whole body, at 256 KiB).
-Name = Annotated[str, StringConstraints(max_length=256)]
-ShortText = Annotated[str, StringConstraints(max_length=1024)]
+# Names and short values are single-line by nature; a line break in one (valid input, EVENTS.md
+# 4 sets no pattern) would become a line of its own in the text part, so it is normalised here,
+# once, for every renderer. Long free text (comments, reasons, messages) keeps its lines.
+Name = Annotated[str, StringConstraints(max_length=256), AfterValidator(single_line)]
+ShortText = Annotated[str, StringConstraints(max_length=1024), AfterValidator(single_line)]
 LongText = Annotated[str, StringConstraints(max_length=8192)]
 Locale = Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$")]
