@@ -1,17 +1,23 @@
-"""Consume the five domain queues; the one place that acks, dead-letters or requeues.
+"""Consume the five domain queues, each on its own connection; the one place that acks,
+dead-letters or requeues.
 
 `Handler` is what the wiring gives the consumer: it returns normally when the delivery is done
 (ack), raises `RejectedMessage` for bad input (dead-letter a copy through `herald.dlx`, confirmed,
 then ack), and raises anything else for a failure that may pass (requeue after a backoff; the
 queue's `x-delivery-limit` is the safety net for a message that fails every time).
-Cancellation (shutdown) leaves the delivery unacked: the broker requeues it when the channel
-closes. aio-pika's `message.process()` is deliberately not used: it rejects without requeue on
-any exception, cancellation included.
+Each delivery's work runs in a task of its own, which a closed channel or connection does not
+cancel: a send in progress finishes and is recorded, and the redelivery finds it done. Only a
+shutdown past its grace cancels the work, leaving the delivery unacked: the broker requeues it
+when the channel closes. A header table over `MAX_HEADER_BYTES` is bad input in itself
+(`headers_too_large`), and every copy Herald publishes is bounded, so no message can make a
+publish exceed the broker's frame limit. aio-pika's `message.process()` is deliberately not
+used: it rejects without requeue on any exception, cancellation included.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import random
 import time
@@ -31,6 +37,12 @@ from aio_pika.abc import (
 from aiormq.exceptions import AMQPError
 from yarl import URL
 
+from consumers.copies import ORIGINAL_ROUTING_KEY_HEADER as ORIGINAL_ROUTING_KEY_HEADER
+from consumers.copies import (
+    check_header_size,
+    dead_letter_copy,
+    retry_copy,
+)
 from consumers.delivery import InboundMessage
 from consumers.topology import (
     DEAD_LETTER_EXCHANGE,
@@ -38,15 +50,17 @@ from consumers.topology import (
     DEFAULT_RETRY_DELAYS_MS,
     DOMAINS,
     declare,
+    declare_domain_queue,
+    queue_name,
     retry_queue_name,
 )
 from herald.errors import HeraldError, RejectedMessage, TransientError, retry_reason
+from herald.faultpoints import crash_point
 
 log = logging.getLogger(__name__)
 
 # Returns how the delivery ended when it is acked: "processed", "ignored" or "duplicate".
 Handler = Callable[[InboundMessage], Awaitable[str]]
-ORIGINAL_ROUTING_KEY_HEADER = "x-herald-original-routing-key"
 
 
 class ConsumerObserver(Protocol):
@@ -57,6 +71,10 @@ class ConsumerObserver(Protocol):
     def requeued(self, domain: str) -> None: ...
     def retried(self, domain: str, delay_ms: int, reason: str) -> None: ...
     def handled(self, domain: str, seconds: float) -> None: ...
+    def reconnected(self, domain: str) -> None:
+        """The domain's broker connection was lost and has been restored."""
+        ...
+
     def accounted(self, domain: str, outcome: str) -> None:
         """Exactly once per delivery taken: how it ended (processed, ignored, duplicate,
         dead_lettered, retrying, requeued, interrupted)."""
@@ -73,10 +91,44 @@ class ConsumerOptions:
     publish_timeout_seconds: float = 10.0
     connect_attempts: int = 30
     retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
+    # A broker operation Herald waits on while stopping (cancel, close) gives up after this.
+    stop_timeout_seconds: float = 5.0
+
+
+# After this many failed publishes of one message's full dead-letter copy, the copy leaves the
+# publisher's headers out: whatever about them keeps failing (or closing the connection), the
+# message still ends in the dead-letter queue after a bounded number of tries, even where the
+# broker's delivery limit does not count a connection loss.
+MAX_COPY_FAILURES = 3
+_REMEMBERED_FAILURES = 10_000
+
+
+@dataclass
+class _DomainLink:
+    """One domain's own connection, channels and consumer: a message that breaks a connection
+    stops only its own domain, never the other four."""
+
+    domain: str
+    connection: AbstractRobustConnection
+    # Robust channels are weakly referenced by their connection: keep them here.
+    consume_channel: AbstractRobustChannel
+    publish_channel: AbstractRobustChannel
+    queue: AbstractQueue
+    dead_letter_exchange: AbstractExchange
+    consumer_tag: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        return (
+            self.connection.connected.is_set()
+            and not self.consume_channel.is_closed
+            and self.consumer_tag is not None
+        )
 
 
 class DomainConsumers:
-    """Consumers for all five domain queues on one robust connection."""
+    """A consumer for each of the five domain queues, each on its own robust connection, plus
+    one connection that declares the topology and samples the queues."""
 
     def __init__(
         self, options: ConsumerOptions, handler: Handler, observer: ConsumerObserver
@@ -84,44 +136,55 @@ class DomainConsumers:
         self._options = options
         self._handler = handler
         self._observer = observer
-        self._connection: AbstractRobustConnection | None = None
-        # Robust channels are weakly referenced by their connection: keep them here.
-        self._consume_channel: AbstractRobustChannel | None = None
-        self._publish_channel: AbstractRobustChannel | None = None
+        self._watch_connection: AbstractRobustConnection | None = None
         self._watch_channel: AbstractRobustChannel | None = None
+        self._links: dict[str, _DomainLink] = {}
         self._queue_ages = QueueAges()
-        self._queues: dict[str, AbstractQueue] = {}
-        self._consumer_tags: dict[str, str] = {}
-        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._copy_failures: dict[str, int] = {}
         self._login: str | None = None
-        self._dlx: AbstractExchange | None = None
         self._paused = False
 
     async def start(self) -> None:
-        self._connection = await connect_with_retry(
-            self._options.url, self._options.connection_name, self._options.connect_attempts
-        )
         self._login = URL(self._options.url).user
-        consume_channel = await self._connection.channel()
+        self._watch_connection = await connect_with_retry(
+            self._options.url,
+            f"{self._options.connection_name}-watch",
+            self._options.connect_attempts,
+        )
+        watch_channel = await self._watch_connection.channel()
+        assert isinstance(watch_channel, AbstractRobustChannel)
+        self._watch_channel = watch_channel
+        await declare(watch_channel, self._options.retry_delays_ms)
+        for domain in DOMAINS:
+            self._links[domain] = await self._open_link(domain)
+        log.info("consuming", extra={"queues": sorted(queue_name(d) for d in self._links)})
+
+    async def _open_link(self, domain: str) -> _DomainLink:
+        connection = await connect_with_retry(
+            self._options.url,
+            f"{self._options.connection_name}-{domain}",
+            self._options.connect_attempts,
+        )
+        connection.reconnect_callbacks.add(lambda *_: self._observer.reconnected(domain))
+        consume_channel = await connection.channel()
         assert isinstance(consume_channel, AbstractRobustChannel)
         await consume_channel.set_qos(prefetch_count=self._options.prefetch)
-        publish_channel = await self._connection.channel(
-            publisher_confirms=True, on_return_raises=True
-        )
+        publish_channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         assert isinstance(publish_channel, AbstractRobustChannel)
-        watch_channel = await self._connection.channel()
-        assert isinstance(watch_channel, AbstractRobustChannel)
-        self._consume_channel, self._publish_channel = consume_channel, publish_channel
-        self._watch_channel = watch_channel
-        topology = await declare(consume_channel, self._options.retry_delays_ms)
-        self._dlx = await publish_channel.get_exchange(DEAD_LETTER_EXCHANGE, ensure=False)
-        for domain in DOMAINS:
-            queue = topology.queues[domain]
-            self._queues[domain] = queue
-            self._consumer_tags[domain] = await queue.consume(
-                self._consumer_for(domain), no_ack=False
-            )
-        log.info("consuming", extra={"queues": sorted(q.name for q in self._queues.values())})
+        queue = await declare_domain_queue(consume_channel, domain)
+        link = _DomainLink(
+            domain=domain,
+            connection=connection,
+            consume_channel=consume_channel,
+            publish_channel=publish_channel,
+            queue=queue,
+            dead_letter_exchange=await publish_channel.get_exchange(
+                DEAD_LETTER_EXCHANGE, ensure=False
+            ),
+        )
+        link.consumer_tag = await queue.consume(self._consumer_for(link), no_ack=False)
+        return link
 
     async def queue_stats(self) -> dict[str, QueueStats]:
         """Depth and consumers of each domain queue and the DLQ, and the domain queues'
@@ -130,10 +193,11 @@ class DomainConsumers:
         if channel is None or channel.is_closed:
             return {}
         stats: dict[str, QueueStats] = {}
-        for domain, queue in self._queues.items():
-            messages, consumers = await _depth(channel, queue.name)
+        for domain in self._links:
+            name = queue_name(domain)
+            messages, consumers = await _depth(channel, name)
             age = self._queue_ages.domain_age(domain, messages)
-            stats[queue.name] = QueueStats(messages, consumers, age)
+            stats[name] = QueueStats(messages, consumers, age)
         # The dead-letter queue's age is the ledger's to tell (`ledger.queue_marks`): a peek
         # would reorder its messages under the replay tool.
         messages, consumers = await _depth(channel, DEAD_LETTER_QUEUE)
@@ -146,7 +210,7 @@ class DomainConsumers:
 
     async def pause(self) -> None:
         """Stop taking new deliveries on every queue (a configuration fault); in-flight ones
-        finish normally. The connection stays open."""
+        finish normally. The connections stay open."""
         if self._paused:
             return
         self._paused = True
@@ -156,32 +220,33 @@ class DomainConsumers:
     async def resume(self) -> None:
         if not self._paused:
             return
-        for domain, queue in self._queues.items():
-            self._consumer_tags[domain] = await queue.consume(
-                self._consumer_for(domain), no_ack=False
-            )
+        for link in self._links.values():
+            link.consumer_tag = await link.queue.consume(self._consumer_for(link), no_ack=False)
         self._paused = False
         log.warning("consuming resumed")
 
     async def _cancel_consumers(self) -> None:
-        for domain, tag in list(self._consumer_tags.items()):
-            try:
-                await self._queues[domain].cancel(tag)
-            except (AMQPError, ConnectionError, RuntimeError) as exc:
-                log.warning("cancel failed", extra={"domain": domain, "error": repr(exc)})
-            del self._consumer_tags[domain]
+        await asyncio.gather(*(self._cancel_consumer(link) for link in self._links.values()))
+
+    async def _cancel_consumer(self, link: _DomainLink) -> None:
+        tag, link.consumer_tag = link.consumer_tag, None
+        if tag is None:
+            return
+        try:
+            # Bounded: on a connection that is being restored the cancel would wait for it.
+            await link.queue.cancel(tag, timeout=self._options.stop_timeout_seconds)
+        except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+            log.warning("cancel failed", extra={"domain": link.domain, "error": repr(exc)})
 
     @property
     def ready(self) -> bool:
-        """True while the connection is up and every domain queue has our consumer."""
-        connection = self._connection
-        channel = self._consume_channel
+        """True while every domain's connection is up and its queue has our consumer."""
+        watch = self._watch_connection
         return (
-            connection is not None
-            and connection.connected.is_set()
-            and channel is not None
-            and not channel.is_closed
-            and len(self._consumer_tags) == len(DOMAINS)
+            watch is not None
+            and watch.connected.is_set()
+            and len(self._links) == len(DOMAINS)
+            and all(link.ready for link in self._links.values())
         )
 
     async def stop(self, grace_seconds: float) -> None:
@@ -192,33 +257,48 @@ class DomainConsumers:
             for task in pending:
                 task.cancel()  # their deliveries stay unacked and are requeued on close
             if pending:
-                await asyncio.wait(pending, timeout=5)
-        if self._connection is not None:
-            await self._connection.close()
+                await asyncio.wait(pending, timeout=self._options.stop_timeout_seconds)
+        connections = [link.connection for link in self._links.values()]
+        if self._watch_connection is not None:
+            connections.append(self._watch_connection)
+        await asyncio.gather(*(self._close(connection) for connection in connections))
 
-    def _consumer_for(self, domain: str) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
+    async def _close(self, connection: AbstractRobustConnection) -> None:
+        try:
+            await asyncio.wait_for(connection.close(), self._options.stop_timeout_seconds)
+        except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+            log.warning("connection did not close cleanly", extra={"error": repr(exc)})
+
+    def _consumer_for(
+        self, link: _DomainLink
+    ) -> Callable[[AbstractIncomingMessage], Awaitable[None]]:
         async def on_message(message: AbstractIncomingMessage) -> None:
-            task = asyncio.current_task()
-            if task is not None:
-                self._in_flight.add(task)
-            try:
-                await self._settle(domain, message)
-            finally:
-                if task is not None:
-                    self._in_flight.discard(task)
+            # The work runs in a task of its own: aiormq cancels this callback when the channel
+            # or connection closes, and a send in progress must finish and be recorded (the
+            # redelivery then finds it done) rather than be cut off and sent again.
+            work = asyncio.create_task(self._settle(link, message))
+            self._in_flight.add(work)
+            work.add_done_callback(self._in_flight.discard)
+            await asyncio.shield(work)
 
         return on_message
 
-    async def _settle(self, domain: str, message: AbstractIncomingMessage) -> None:
+    async def _settle(self, link: _DomainLink, message: AbstractIncomingMessage) -> None:
         """The single ack point."""
+        domain = link.domain
         self._observer.received(domain)
         self._queue_ages.taken(domain, message.timestamp)
         started = asyncio.get_running_loop().time()
         outcome = "interrupted"  # cancelled (shutdown): unacked, the broker redelivers it
+        crash_point("on_receive", message.message_id)
+        inbound: InboundMessage | None = None
         try:
-            handled = await self._handler(to_inbound(message, self._queues[domain].name))
+            check_header_size(message.headers)
+            inbound = to_inbound(message, link.queue.name)
+            handled = await self._handler(inbound)
         except RejectedMessage as rejection:
-            outcome = await self._dead_letter(domain, message, rejection)
+            routing_key = inbound.routing_key if inbound else (message.routing_key or "")
+            outcome = await self._dead_letter(link, message, rejection, routing_key)
         except asyncio.CancelledError:
             raise
         except TransientError as exc:
@@ -226,7 +306,7 @@ class DomainConsumers:
                 "transient failure, retrying through the broker",
                 extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
             )
-            outcome = await self._retry_later(domain, message, retry_reason(exc))
+            outcome = await self._retry_later(link, message, retry_reason(exc))
         except Exception as exc:
             expected = isinstance(exc, HeraldError)
             # Herald's own messages carry no addresses; a library's might (and its chained
@@ -241,19 +321,32 @@ class DomainConsumers:
             await self._requeue_after_backoff(domain, message)
         else:
             outcome = handled
+            crash_point("before_ack", message.message_id)
             await _settle_quietly(message.ack())
         finally:
             self._observer.handled(domain, asyncio.get_running_loop().time() - started)
             self._observer.accounted(domain, outcome)
 
     async def _dead_letter(
-        self, domain: str, message: AbstractIncomingMessage, rejection: RejectedMessage
+        self,
+        link: _DomainLink,
+        message: AbstractIncomingMessage,
+        rejection: RejectedMessage,
+        routing_key: str,
     ) -> str:
-        copy = dead_letter_copy(message, rejection, login=self._login)
+        domain = link.domain
+        identity = _identity(link.queue.name, message)
+        failures = self._copy_failures.get(identity, 0)
+        copy = dead_letter_copy(
+            message,
+            rejection,
+            login=self._login,
+            queue=link.queue.name,
+            routing_key=routing_key,
+            keep_headers=failures < MAX_COPY_FAILURES,
+        )
         try:
-            if self._dlx is None:
-                raise RuntimeError("the dead-letter exchange is not ready")
-            await self._dlx.publish(
+            await link.dead_letter_exchange.publish(
                 copy,
                 routing_key=message.routing_key or "",
                 mandatory=True,
@@ -263,12 +356,19 @@ class DomainConsumers:
             raise
         except Exception as exc:
             # Not confirmed: never ack the original, it comes back and we try again.
+            if not isinstance(exc, TimeoutError):  # a broker that is slow is not the copy's fault
+                self._remember_copy_failure(identity, failures + 1)
             log.error(
                 "dead-letter publish failed, requeueing",
-                extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
+                extra={
+                    "domain": domain,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "attempt": failures + 1,
+                },
             )
             await self._requeue_after_backoff(domain, message)
             return "requeued"
+        self._copy_failures.pop(identity, None)
         await _settle_quietly(message.ack())
         self._observer.dead_lettered(domain, rejection.reason)
         log.warning(
@@ -279,18 +379,26 @@ class DomainConsumers:
                 "detail": rejection.detail,
                 "event_id": _printable(message.message_id),
                 "event_type": _printable(message.routing_key),
+                "headers_kept": failures < MAX_COPY_FAILURES,
             },
         )
         return "dead_lettered"
 
-    async def _retry_later(self, domain: str, message: AbstractIncomingMessage, reason: str) -> str:
+    def _remember_copy_failure(self, identity: str, failures: int) -> None:
+        self._copy_failures.pop(identity, None)
+        self._copy_failures[identity] = failures
+        while len(self._copy_failures) > _REMEMBERED_FAILURES:
+            del self._copy_failures[next(iter(self._copy_failures))]
+
+    async def _retry_later(
+        self, link: _DomainLink, message: AbstractIncomingMessage, reason: str
+    ) -> str:
         """Park a copy in the domain's retry queue for the next delay, confirmed, then ack the
         original. Never through portal.events, whose other consumers already had the event."""
+        domain = link.domain
         copy, delay_ms = retry_copy(message, self._options.retry_delays_ms)
         try:
-            if self._publish_channel is None:
-                raise RuntimeError("the publishing channel is not ready")
-            await self._publish_channel.default_exchange.publish(
+            await link.publish_channel.default_exchange.publish(
                 copy,
                 routing_key=retry_queue_name(domain, delay_ms),
                 mandatory=True,
@@ -319,6 +427,13 @@ class DomainConsumers:
         # reject, not nack: RabbitMQ 4.3+ counts only rejects toward x-delivery-limit.
         await _settle_quietly(message.reject(requeue=True))
         self._observer.requeued(domain)
+
+
+def _identity(queue: str, message: AbstractIncomingMessage) -> str:
+    """Names a message across its redeliveries: its id, else a digest of its body."""
+    if message.message_id:
+        return f"{queue} {message.message_id}"
+    return f"{queue} sha256:{hashlib.sha256(message.body).hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,85 +541,6 @@ def to_inbound(message: AbstractIncomingMessage, queue: str) -> InboundMessage:
         redelivered=bool(message.redelivered),
         delivery_count=_delivery_count(message),
         received_at=time.monotonic(),
-    )
-
-
-ATTEMPT_HEADER = "x-herald-attempt"
-FIRST_FAILURE_HEADER = "x-herald-first-failure-at"
-
-
-def retry_copy(
-    message: AbstractIncomingMessage, delays_ms: tuple[int, ...]
-) -> tuple[aio_pika.Message, int]:
-    """The same body and properties with Herald's own attempt counter (the broker ignores a
-    client's `x-death`), the original routing key and the time of the first failure."""
-    headers: dict[str, Any] = dict(message.headers or {})
-    attempt = headers.get(ATTEMPT_HEADER, 0)
-    attempt = (attempt if isinstance(attempt, int) else 0) + 1
-    headers[ATTEMPT_HEADER] = attempt
-    headers.setdefault(FIRST_FAILURE_HEADER, datetime.now(UTC).isoformat(timespec="seconds"))
-    if message.exchange != "" or ORIGINAL_ROUTING_KEY_HEADER not in headers:
-        headers[ORIGINAL_ROUTING_KEY_HEADER] = message.routing_key or ""
-    headers.pop("x-death", None)  # the broker's own record of the retry hops; not ours to keep
-    delay_ms = delays_ms[min(attempt, len(delays_ms)) - 1]
-    return _copy_with_headers(message, headers), delay_ms
-
-
-def _copy_with_headers(
-    message: AbstractIncomingMessage, headers: dict[str, Any]
-) -> aio_pika.Message:
-    return aio_pika.Message(
-        body=message.body,
-        headers=headers,
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        priority=message.priority,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        type=message.type,
-        app_id=message.app_id,
-    )
-
-
-def dead_letter_copy(
-    message: AbstractIncomingMessage, rejection: RejectedMessage, login: str | None
-) -> aio_pika.Message:
-    """The original body and properties, plus the headers of EVENTS.md section 11."""
-    headers: dict[str, Any] = dict(message.headers or {})
-    headers.update(
-        {
-            "x-reject-reason": rejection.reason,
-            "x-reject-detail": rejection.detail,
-            "x-rejected-at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-            "x-original-exchange": message.exchange or "",
-            "x-original-routing-key": message.routing_key or "",
-            "x-rejected-by": "herald",
-        }
-    )
-    if message.message_id is None:
-        # aiormq gives every publish a message_id; say that the original had none.
-        headers["x-original-message-id-absent"] = True
-    if message.expiration is not None:
-        # A per-message TTL would let the broker drop the copy from the dead-letter queue.
-        headers["x-original-expiration"] = str(message.expiration)
-    return aio_pika.Message(
-        body=message.body,
-        headers=headers,
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        priority=message.priority,
-        correlation_id=message.correlation_id,
-        reply_to=message.reply_to,
-        message_id=message.message_id,
-        timestamp=message.timestamp,
-        type=message.type,
-        # The broker rejects a user_id that is not the publishing connection's own.
-        user_id=message.user_id if message.user_id == login else None,
-        app_id=message.app_id,
     )
 
 

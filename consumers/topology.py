@@ -134,6 +134,13 @@ async def declare(
     )
 
 
+async def declare_domain_queue(channel: AbstractChannel, domain: str) -> AbstractQueue:
+    """Declare (idempotently) one domain queue on `channel`, as `declare` does: a robust channel
+    re-declares it on every reconnect, before consuming again."""
+    spec = next(spec for spec in layout().queues if spec.domain == domain)
+    return await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+
+
 def definitions(
     vhost: str = "/", retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
 ) -> dict[str, Any]:

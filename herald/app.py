@@ -20,6 +20,7 @@ from aiohttp import web
 from catalog.registry import load_catalog
 from catalog.spec import Catalog
 from consumers.amqp import ConsumerOptions, DomainConsumers
+from herald import faultpoints
 from herald.errors import SmtpAuthenticationError, TransientError
 from herald.http import build_app, start_http
 from herald.metrics import Metrics
@@ -257,6 +258,8 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
 
 
 async def run_until_signalled(settings: Settings) -> None:
+    if faultpoints.armed():
+        log.warning("fault injection armed", extra={"point": faultpoints.armed()})
     service = await build_service(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -34,6 +34,13 @@ class Metrics:
             registry=r,
         )
         ProcessCollector(registry=r)  # process_start_time_seconds, for restart-aware alerts
+        self.broker_reconnects = Counter(
+            "herald_broker_reconnects",
+            "Times a domain's broker connection was lost and restored; a steady rise is a "
+            "connection that keeps breaking.",
+            ["domain"],
+            registry=r,
+        )
         self.events_dead_lettered = Counter(
             "herald_events_dead_lettered",
             "Messages copied to the dead-letter exchange, by reject reason.",
@@ -198,6 +205,7 @@ class Metrics:
         for domain in DOMAINS:  # export zeros so rates and ratios work from the first scrape
             self.events_received.labels(domain)
             self.events_processed.labels(domain)
+            self.broker_reconnects.labels(domain)
             for outcome in ("sent", "dead_lettered", "retrying"):
                 self.events_accounted.labels(domain, outcome)
         for stage in STAGES:
@@ -259,3 +267,6 @@ class Metrics:
     def handled(self, domain: str, seconds: float) -> None:
         self.event_processing.labels(domain).observe(seconds)
         self.stage_duration.labels("consume").observe(seconds)
+
+    def reconnected(self, domain: str) -> None:
+        self.broker_reconnects.labels(domain).inc()

@@ -27,6 +27,7 @@ from herald.errors import (
     SmtpAuthenticationError,
     TransientError,
 )
+from herald.faultpoints import crash_point
 from herald.metrics import Metrics
 from ledger.store import Claim, ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
 from renderers.email import EmailRenderer, OutgoingEmail
@@ -212,6 +213,7 @@ class Pipeline:
             for key, claim in claims.items()
             if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
         ]
+        crash_point("after_claim", event.id)
         self._leases.hold(held)
         try:
             attempts = await asyncio.gather(
@@ -225,9 +227,10 @@ class Pipeline:
                 ),
             )
         except asyncio.CancelledError:
-            # Shutdown mid-send: whether the server took an email is unknown, so release the
-            # claims and let the redelivery send again (same Message-ID) rather than wait for
-            # the leases to run out.
+            # Only a shutdown past its grace cancels a delivery's work (a broker failure does
+            # not: the consumer runs it in a task of its own). Whether the server took an email
+            # is unknown, so release the claims and let the redelivery send again (same
+            # Message-ID) rather than wait for the leases to run out.
             leased = [
                 Settlement(key, "retrying", "interrupted by shutdown")
                 for key, claim in claims.items()
@@ -350,6 +353,7 @@ class Pipeline:
                 email = self.renderer.render(event, delivery, dict(delivery.extras))
             with self.metrics.stage("send"):
                 result = await self.sender.send(email)
+            crash_point("after_250", event.id)
             self._observe_acceptance(event, delivery, received_at)
         except PermanentSendError as exc:
             log.warning(
@@ -375,6 +379,7 @@ class Pipeline:
             )
         sent = Settlement(key, "sent", result.response[:500], _provenance(email))
         await _record_even_if_cancelled(self.ledger.record_now([sent]))
+        crash_point("after_record", event.id)
         recorded.add(key)
         return _Attempt(notification, "sent", duration_ms=_milliseconds_since(begun))
 
