@@ -3,7 +3,8 @@ Herald's tree at this boundary, and tenacity retries for transient failures.
 
 Outcome classes (RABBITMQ-NOTES.md): connection errors, timeouts and 4xx replies are transient;
 5xx replies are permanent; 530/535 mean our credentials are wrong, which is our fault and not the
-message's, so they are transient here (the message must never be failed for it).
+message's, so they are transient here (the message must never be failed for it). Credentials set
+against a server that offers no AUTH are the same kind of configuration fault.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ from senders.base import SendResult
 log = logging.getLogger(__name__)
 
 AUTHENTICATION_CODES = frozenset({530, 535})
+# aiosmtplib's words when credentials are set and the server's EHLO lists no AUTH: a bare
+# SMTPException, no reply code.
+_AUTH_NOT_OFFERED = "AUTH extension is not supported"
+
+
+class SmtpAuthNotOffered(SmtpAuthenticationError):
+    """Credentials are configured but the server offers no AUTH (wrong port, a relay that
+    expects TLS first, or credentials meant for another server): a configuration fault, handled
+    as a refused login (consuming pauses until a login succeeds)."""
 
 
 class AmbiguousSendError(TransientSendError):
@@ -133,7 +143,7 @@ class SmtpSender:
         except aiosmtplib.SMTPResponseException as exc:
             raise _classify(exc.code, "server refused the message") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise TransientSendError(f"SMTP connection failed: {type(exc).__name__}") from exc
+            raise self._connection_error(exc) from exc
         finally:
             # A connection whose conversation did not end cleanly (refusal, drop, cancellation)
             # is never reused: the next send opens a fresh one.
@@ -156,9 +166,28 @@ class SmtpSender:
         except aiosmtplib.SMTPResponseException as exc:
             raise _classify(exc.code, "login refused") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise TransientSendError(f"SMTP connection failed: {type(exc).__name__}") from exc
+            raise self._connection_error(exc) from exc
         finally:
             self._discard(client)
+
+    def _connection_error(self, exc: BaseException) -> TransientSendError:
+        options = self._options
+        if (
+            options.username is not None
+            and isinstance(exc, aiosmtplib.SMTPException)
+            and _AUTH_NOT_OFFERED in str(exc)
+        ):
+            log.error(
+                "SMTP credentials are set but %s:%d offers no AUTH (wrong port or host, or the "
+                "server wants TLS first: check HERALD_SMTP_HOST, HERALD_SMTP_PORT, "
+                "HERALD_SMTP_STARTTLS)",
+                options.host,
+                options.port,
+            )
+            return SmtpAuthNotOffered(
+                f"SMTP server {options.host}:{options.port} offers no AUTH but credentials are set"
+            )
+        return TransientSendError(f"SMTP connection failed: {type(exc).__name__}")
 
     async def close(self) -> None:
         while not self._idle.empty():

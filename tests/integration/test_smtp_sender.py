@@ -179,3 +179,23 @@ async def test_a_drop_during_data_is_not_retried_at_once(unused_tcp_port: int) -
     finally:
         await sender.close()
         controller.stop()
+
+
+async def test_credentials_against_a_server_offering_no_auth_are_a_configuration_fault(
+    smtp_server: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """aiosmtplib raises a bare SMTPException ("The SMTP AUTH extension is not supported by
+    this server"): retrying it as a connection failure would never end."""
+    sender = sender_for(smtp_server, username="herald", password="secret-value")
+    with caplog.at_level("ERROR", logger="senders.smtp"):
+        with pytest.raises(SmtpAuthenticationError) as caught:
+            await sender.send(email())
+        with pytest.raises(SmtpAuthenticationError):
+            await sender.check()
+    assert caught.value.code is None
+    assert "offers no AUTH" in str(caught.value)
+    assert smtp_server.received == []
+    logged = [record.getMessage() for record in caplog.records]
+    assert any(f"127.0.0.1:{smtp_server.port}" in line and "AUTH" in line for line in logged)
+    assert all("secret-value" not in line for line in logged)
+    await sender.close()
