@@ -17,6 +17,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pamqp.encode import field_table
 
+from consumers.header_decoding import MAX_NESTING
 from herald.errors import RejectedMessage
 
 # A header table larger than this (encoded) is bad input in itself (`headers_too_large`): a copy
@@ -37,18 +38,24 @@ _RESERVED_PREFIXES = ("x-reject-", "x-rejected-", "x-original-", "x-first-death-
 _BROKER_HEADERS = frozenset({"x-death", "x-delivery-count"})
 
 
-def header_bytes(headers: Mapping[str, Any] | None) -> int:
-    """The size of a header table as the broker sees it (AMQP field-table encoding)."""
+def header_bytes(headers: Mapping[str, Any] | None) -> int | None:
+    """The size of a header table as the broker sees it (AMQP field-table encoding), or None
+    when it cannot be encoded again (a table nested past `header_decoding.MAX_NESTING`)."""
     if not headers:
         return 0
     try:
         return len(field_table(dict(headers)))
     except (TypeError, ValueError, RecursionError):
-        return MAX_HEADER_BYTES + 1  # not re-encodable: as bad as too large
+        return None
 
 
 def check_header_size(headers: Mapping[str, Any] | None) -> None:
     size = header_bytes(headers)
+    if size is None:
+        raise RejectedMessage(
+            HEADERS_TOO_LARGE,
+            f"AMQP headers nest deeper than {MAX_NESTING} levels or cannot be encoded again",
+        )
     if size > MAX_HEADER_BYTES:
         raise RejectedMessage(
             HEADERS_TOO_LARGE,

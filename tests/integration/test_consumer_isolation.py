@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import copy
 import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -237,3 +238,50 @@ async def test_connection_closed_mid_send_sends_each_email_once(
         assert max(copies.values()) == 1, [r for r, n in copies.items() if n > 1]
     finally:
         await herald.stop()
+
+
+NESTED_PUBLISHER = """
+import asyncio, sys
+import aio_pika
+sys.setrecursionlimit(50_000)  # our own encoder only: this process publishes and exits
+
+async def main(url, message_id, depth):
+    table = {}
+    inner = table
+    for _ in range(depth):
+        inner["a"] = {}
+        inner = inner["a"]
+    async with await aio_pika.connect(url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("portal.events")
+        message = aio_pika.Message(
+            b"{}", headers={"x-deep": table}, message_id=message_id,
+            content_type="application/cloudevents+json", delivery_mode=2,
+        )
+        await exchange.publish(message, routing_key="orders.order.placed", timeout=10)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def test_headers_nested_past_the_recursion_limit_are_dead_lettered(
+    herald: Service, broker: Broker, smtp_server: SmtpServer, amqp_url: str
+) -> None:
+    # Given a message whose header table nests 5,000 levels deep (35 KB, well within a frame),
+    # which a recursive decoder cannot read (published by a process of its own, whose
+    # recursion limit is raised), followed by valid events of its domain
+    run = uuid.uuid4().hex[:8]
+    poison_id = f"nested-{run}"
+    publisher = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", NESTED_PUBLISHER, amqp_url, poison_id, "5000"
+    )
+    assert await publisher.wait() == 0
+    orders = quote_events(10, run)
+    for document in orders:
+        await broker.publish(document)
+    # Then the valid events are mailed, the poison is dead-lettered for its headers, and the
+    # domain's connection never broke
+    await smtp_server.wait_for(len(orders), timeout=30)
+    dead = await broker.dead_letter(poison_id, timeout=30)
+    assert (dead.headers or {})["x-reject-reason"] == "headers_too_large"
+    assert metric(herald, "herald_broker_reconnects_total") == 0
