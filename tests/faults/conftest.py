@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import asyncpg
 import pytest
 
 from tests.conftest import POSTGRES_ADMIN_DSN
+from tests.faults.broker_node import BrokerNode
+from tests.faults.harness import Counts
+
+MakeBroker = Callable[..., Awaitable[BrokerNode]]
 
 
 @pytest.fixture
@@ -35,3 +39,37 @@ def fresh_postgres() -> Iterator[tuple[str, str]]:
     yield f"{base}/{name}", name
     asyncio.run(_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
     asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def report(capsys: pytest.CaptureFixture[str]) -> Callable[..., None]:
+    """Print a scenario's counts line (and any extra measurements) past pytest's capture."""
+
+    def show(name: str, counts: Counts, *extra: str) -> None:
+        with capsys.disabled():
+            print("\n" + counts.line(name) + "".join(f" {item}" for item in extra))
+
+    return show
+
+
+@pytest.fixture
+async def private_broker(
+    unused_tcp_port_factory: Callable[[], int], capsys: pytest.CaptureFixture[str]
+) -> AsyncIterator[MakeBroker]:
+    """Start a private RabbitMQ node (tests/faults/broker_node.py) for faults that hit a whole
+    broker: `await private_broker(config=[...], advanced="...")`. Stopped and deleted after."""
+    nodes: list[BrokerNode] = []
+
+    async def make(config: list[str] | None = None, advanced: str | None = None) -> BrokerNode:
+        node = BrokerNode(
+            unused_tcp_port_factory(), unused_tcp_port_factory(), config or [], advanced
+        )
+        nodes.append(node)
+        await node.start()
+        with capsys.disabled():
+            print(f"\nprivate RabbitMQ node {node.name} started in {node.started_in:.1f} s")
+        return node
+
+    yield make
+    for node in nodes:
+        await asyncio.to_thread(node.stop)

@@ -25,7 +25,7 @@ from typing import Any
 import aio_pika
 import httpx
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
+from aiosmtpd.smtp import SMTP, Envelope
 
 from consumers.topology import EVENTS_EXCHANGE
 from schemas.examples import load_example
@@ -53,23 +53,61 @@ class Mailbox:
     refuse: Callable[[str], str | None] = lambda _address: None  # RCPT -> reply or None
     authenticate: Callable[[], bool] | None = None  # None: no AUTH offered
     controller: Controller | None = None
+    # Seconds to wait before the 220 greeting of each next connection, consumed in order.
+    greeting_delays: list[float] = field(default_factory=list)
+    # Seconds to wait before answering each next DATA, consumed in order. A message whose
+    # client hung up meanwhile is not recorded: its transaction never completed.
+    data_delays: list[float] = field(default_factory=list)
+    # How many next messages to take, record, and then drop the connection before the 250.
+    drop_after_data: int = 0
+    idle_timeout: float = 300.0  # seconds before the server closes an idle connection
+    connections: int = 0
+    timed_out: int = 0  # connections the server closed for idleness
 
     def start(self) -> None:
         handler = _Handler(self)
-        options: dict[str, Any] = {}
+        options: dict[str, Any] = {"timeout": self.idle_timeout}
         if self.authenticate is not None:
             check = self.authenticate
-            options = {
+            options |= {
                 "authenticator": lambda *_args: bool(check()),
                 "auth_require_tls": False,
             }
-        self.controller = Controller(handler, hostname="127.0.0.1", port=self.port, **options)
+        self.controller = _Controller(
+            self, handler, hostname="127.0.0.1", port=self.port, **options
+        )
         self.controller.start()
+        self.connections = 0  # not the controller's own readiness probe
 
     def stop(self) -> None:
         if self.controller is not None:
             self.controller.stop()
             self.controller = None
+
+
+class _Smtp(SMTP):
+    def __init__(self, mailbox: Mailbox, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mailbox = mailbox
+
+    async def _handle_client(self) -> None:
+        self.mailbox.connections += 1
+        if self.mailbox.greeting_delays:
+            await asyncio.sleep(self.mailbox.greeting_delays.pop(0))
+        await super()._handle_client()
+
+    def _timeout_cb(self) -> None:
+        self.mailbox.timed_out += 1
+        super()._timeout_cb()
+
+
+class _Controller(Controller):
+    def __init__(self, mailbox: Mailbox, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.mailbox = mailbox
+
+    def factory(self) -> SMTP:
+        return _Smtp(self.mailbox, self.handler, **self.SMTP_kwargs)
 
 
 class _Handler:
@@ -85,9 +123,20 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, _server: Any, _session: Any, envelope: Envelope) -> str:
+    async def handle_DATA(self, server: Any, _session: Any, envelope: Envelope) -> str:
         if self.mailbox.replies:
             return self.mailbox.replies.pop(0)
+        if self.mailbox.data_delays:
+            await asyncio.sleep(self.mailbox.data_delays.pop(0))
+            if server.transport is None or server.transport.is_closing():
+                return "451 4.4.2 client gone"  # never sent: nobody is listening
+        self._record(envelope)
+        if self.mailbox.drop_after_data > 0:
+            self.mailbox.drop_after_data -= 1
+            server.transport.close()  # accepted, but the 250 never reaches the client
+        return "250 OK queued"
+
+    def _record(self, envelope: Envelope) -> None:
         content = (envelope.original_content or b"").decode("utf-8", "replace")
         headers = content.split("\r\n\r\n", 1)[0]
         fields = dict(
@@ -99,7 +148,6 @@ class _Handler:
                     recipient, fields.get("X-Herald-Notification", ""), fields.get("Message-ID", "")
                 )
             )
-        return "250 OK queued"
 
 
 # Herald processes ----------------------------------------------------------------------------
@@ -233,21 +281,35 @@ class Counts:
 def account(
     events: list[dict[str, Any]], mailbox: Mailbox, failed: set[str] | None = None
 ) -> Counts:
-    """`failed`: recipients the scenario expects to be refused for good (recorded, not lost)."""
+    """Quote events, one email each to its recipient. `failed`: recipients the scenario
+    expects to be refused for good (recorded, not lost)."""
+    expected = Counter(event["data"]["quote"]["recipient"]["email"] for event in events)
+    return account_expected(expected, mailbox, failed)
+
+
+def account_expected(
+    expected: Counter[str], mailbox: Mailbox, failed: set[str] | None = None
+) -> Counts:
+    """`expected`: how many emails each address should get (Counter of addresses)."""
     failed = failed or set()
-    expected = {event["data"]["quote"]["recipient"]["email"] for event in events}
     copies = Counter(mail.recipient for mail in mailbox.received)
     message_ids: dict[str, set[str]] = {}
     for mail in mailbox.received:
         message_ids.setdefault(mail.recipient, set()).add(mail.message_id)
-    delivered = set(copies)
+    wanted = {address: count for address, count in expected.items() if address not in failed}
     return Counts(
         expected=len(expected),
         received=len(mailbox.received),
-        lost=len(expected - delivered - failed),
-        duplicated=sum(count - 1 for count in copies.values() if count > 1),
-        duplicates_share_message_id=all(len(ids) == 1 for ids in message_ids.values()),
-        unexpected=len(delivered - expected) + len(delivered & failed),
+        lost=sum(max(0, count - copies.get(address, 0)) for address, count in wanted.items()),
+        duplicated=sum(
+            max(0, copies[address] - expected.get(address, 0))
+            for address in copies
+            if address in wanted
+        ),
+        duplicates_share_message_id=all(
+            len(message_ids[address]) <= expected.get(address, 1) for address in message_ids
+        ),
+        unexpected=len(set(copies) - set(expected)) + len(set(copies) & failed),
         failed_recorded=len(failed),
     )
 
@@ -262,3 +324,146 @@ async def wait_for_mail(mailbox: Mailbox, count: int, timeout: float) -> None:
 
 def run_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+# Scenario helpers ----------------------------------------------------------------------------
+
+
+def sqlite_url(directory: Path) -> str:
+    return f"sqlite:///{directory}/herald.db"
+
+
+async def start_herald(
+    amqp_url: str,
+    mailbox: Mailbox,
+    database_url: str,
+    directory: Path,
+    port: int,
+    ready: bool = True,
+    **extra: str,
+) -> HeraldProcess:
+    """A `herald run` subprocess; waits for /readyz unless `ready` is False."""
+    process = HeraldProcess(
+        herald_env(amqp_url, mailbox.port, database_url, port, **extra), directory, port
+    )
+    await process.start()
+    if ready:
+        await process.wait_ready()
+    return process
+
+
+async def stop_herald(process: HeraldProcess) -> None:
+    """SIGTERM a process still running (a scenario may have crashed it already)."""
+    if process.process is not None and process.process.returncode is None:
+        try:
+            await process.terminate()
+        except TimeoutError:
+            await process.kill()
+
+
+def assert_no_loss(counts: Counts, duplicates_allowed: bool = False) -> None:
+    assert counts.lost == 0, counts
+    assert counts.unexpected == 0, counts
+    if duplicates_allowed:
+        assert counts.duplicates_share_message_id, counts
+    else:
+        assert counts.duplicated == 0, counts
+
+
+async def poll(condition: Callable[[], Any], timeout: float, interval: float = 0.1) -> bool:
+    """Wait until `condition()` (sync or async) is true; False on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(interval)
+
+
+async def metric(process: HeraldProcess, name: str, labels: str = "") -> float | None:
+    """One sample of Herald's /metrics, e.g. `metric(p, "herald_queue_consumers",
+    'queue="herald.orders"')`; None when absent or unreachable."""
+    try:
+        async with httpx.AsyncClient(timeout=2) as client:
+            text = (await client.get(f"http://127.0.0.1:{process.http_port}/metrics")).text
+    except httpx.HTTPError:
+        return None
+    wanted = f"{name}{{{labels}}}" if labels else name
+    for line in text.splitlines():
+        if line.startswith(wanted + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def queue_depth(amqp_url: str, queue: str) -> int:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+
+
+async def dead_letters(amqp_url: str, queue: str = "herald.dead-letter") -> list[dict[str, Any]]:
+    """Every message of the dead-letter queue (message_id and headers), consumed: call it at
+    the end of a scenario."""
+    found: list[dict[str, Any]] = []
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        source = await channel.declare_queue(queue, passive=True)
+        while (message := await source.get(no_ack=True, fail=False)) is not None:
+            found.append({"message_id": message.message_id, "headers": dict(message.headers)})
+    return found
+
+
+def order_events(count: int, run: str, lines: int = 0) -> list[dict[str, Any]]:
+    """`orders.order.placed` events (partner portal, several recipients each), every address
+    unique to its event; `lines` > 0 grows the order to that many lines (a heavy render)."""
+    template = load_example("orders.order.placed")
+    events = []
+    for index in range(count):
+        document = copy.deepcopy(template)
+        document["id"] = f"{run}-{index}"
+        _unique_addresses(document, f"{run}.{index}")
+        if lines:
+            first = document["data"]["order"]["lines"][0]
+            for words in range(12, 0, -1):  # as large as the 256 KiB limit on a body allows
+                document["data"]["order"]["lines"] = [
+                    {**first, "id": f"ln-{number}", "product_name": f"Room kit {number} " * words}
+                    for number in range(lines)
+                ]
+                if len(json.dumps(document).encode()) < 262_144 - 256:
+                    break
+        events.append(document)
+    return events
+
+
+def _unique_addresses(value: Any, tag: str) -> None:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "email" and isinstance(item, str):
+                local, _, domain = item.partition("@")
+                value[key] = f"{local}.{tag}@{domain}"
+            else:
+                _unique_addresses(item, tag)
+    elif isinstance(value, list):
+        for item in value:
+            _unique_addresses(item, tag)
+
+
+def expected_emails(events: list[dict[str, Any]]) -> Counter[str]:
+    """Who should get an email, by Herald's own catalog (no config file: no directory)."""
+    from catalog.plan import plan_event
+    from herald.app import build_catalog_and_templates
+    from tests.support import event_of
+
+    catalog, _ = build_catalog_and_templates()
+    return Counter(
+        delivery.recipient.email
+        for event in events
+        for delivery in plan_event(event_of(event), catalog, {}).deliveries
+    )

@@ -6,77 +6,53 @@ then carry the same Message-ID."""
 from __future__ import annotations
 
 import asyncio
-import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import httpx
 import pytest
 
 from consumers.topology import declare
+from tests.conftest import _rabbitmqctl
+from tests.faults.conftest import MakeBroker
 from tests.faults.harness import (
-    Counts,
     HeraldProcess,
     Mailbox,
     account,
+    assert_no_loss,
     herald_env,
     publish,
     quote_events,
     run_id,
+    sqlite_url,
+    start_herald,
     wait_for_mail,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 
-@pytest.fixture
-def report(capsys: pytest.CaptureFixture[str]) -> Callable[[str, Counts], None]:
-    def show(name: str, counts: Counts) -> None:
-        with capsys.disabled():
-            print("\n" + counts.line(name))
-
-    return show
-
-
-def sqlite_url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path}/herald.db"
-
-
-async def start_herald(
-    vhost_url: str,
-    mailbox: Mailbox,
-    database_url: str,
-    tmp_path: Path,
-    port: int,
-    **extra: str,
-) -> HeraldProcess:
-    process = HeraldProcess(
-        herald_env(vhost_url, mailbox.port, database_url, port, **extra), tmp_path, port
-    )
-    await process.start()
-    await process.wait_ready()
-    return process
-
-
-def assert_no_loss(counts: Counts, duplicates_allowed: bool = False) -> None:
-    assert counts.lost == 0, counts
-    assert counts.unexpected == 0, counts
-    if duplicates_allowed:
-        assert counts.duplicates_share_message_id, counts
-    else:
-        assert counts.duplicated == 0, counts
-
-
-def rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", *args], check=True, capture_output=True, timeout=120)
+def close_vhost_connections(vhost_url: str) -> int:
+    """`close_connection` for every connection of the scenario's own vhost on the shared broker
+    (never `close_all_connections`: other tests and engineers use that broker)."""
+    vhost = unquote(urlsplit(vhost_url).path.lstrip("/"))
+    closed = 0
+    for line in _rabbitmqctl("-q", "list_connections", "vhost", "pid").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 2 and parts[0] == vhost:
+            _rabbitmqctl("close_connection", parts[1], "fault test")
+            closed += 1
+    return closed
 
 
 async def test_broker_connections_closed(
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     mailbox = Mailbox(unused_tcp_port_factory())
     mailbox.start()
@@ -87,7 +63,8 @@ async def test_broker_connections_closed(
         events = quote_events(150, run_id())
         publishing = asyncio.create_task(publish(vhost_url, events, delay=0.01))
         await asyncio.sleep(0.7)
-        rabbitmqctl("close_all_connections", "fault test")
+        closed = await asyncio.to_thread(close_vhost_connections, vhost_url)
+        assert closed >= 1, "Herald's connection was closed"
         await publishing
         await wait_for_mail(mailbox, len(events), timeout=90)
         await herald.wait_ready(timeout=30)  # the consumers came back
@@ -100,23 +77,25 @@ async def test_broker_connections_closed(
 
 
 async def test_broker_restarted(
-    vhost_url: str,
+    private_broker: MakeBroker,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
+    """Row 1, on a private node: stop_app / start_app while events are published."""
+    broker = await private_broker()
     mailbox = Mailbox(unused_tcp_port_factory())
     mailbox.start()
     herald = await start_herald(
-        vhost_url, mailbox, sqlite_url(tmp_path), tmp_path, unused_tcp_port_factory()
+        broker.url, mailbox, sqlite_url(tmp_path), tmp_path, unused_tcp_port_factory()
     )
     try:
         events = quote_events(150, run_id())
-        publishing = asyncio.create_task(publish(vhost_url, events, delay=0.01))
+        publishing = asyncio.create_task(publish(broker.url, events, delay=0.01))
         await asyncio.sleep(0.7)
-        rabbitmqctl("stop_app")
+        await broker.ctl("stop_app")
         await asyncio.sleep(2)
-        rabbitmqctl("start_app")
+        await broker.ctl("start_app")
         await publishing
         await wait_for_mail(mailbox, len(events), timeout=120)
         await herald.wait_ready(timeout=60)
@@ -132,7 +111,7 @@ async def test_smtp_down_for_a_while_then_up(
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     mailbox = Mailbox(unused_tcp_port_factory())
     herald = await start_herald(
@@ -157,7 +136,7 @@ async def test_smtp_451_then_accept(
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     mailbox = Mailbox(unused_tcp_port_factory(), replies=["451 4.3.0 try again later"] * 40)
     mailbox.start()
@@ -181,7 +160,7 @@ async def test_smtp_550_is_recorded_not_retried(
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     run = run_id()
     refused = {f"r{index}.{run}@load.example" for index in range(0, 100, 10)}
@@ -220,7 +199,7 @@ async def test_smtp_535_pauses_consuming_until_credentials_work(
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     credentials_ok = False
     mailbox = Mailbox(unused_tcp_port_factory(), authenticate=lambda: credentials_ok)
@@ -265,7 +244,7 @@ async def test_sigterm_under_load(
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     mailbox = Mailbox(unused_tcp_port_factory())
     mailbox.start()
@@ -290,7 +269,7 @@ async def test_sigkill_under_load_repeated(
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     mailbox = Mailbox(unused_tcp_port_factory())
     mailbox.start()
@@ -317,7 +296,7 @@ async def test_two_replicas_on_one_postgresql_ledger(
     tmp_path: Path,
     fresh_postgres: tuple[str, str],
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     database_url, _ = fresh_postgres
     mailbox = Mailbox(unused_tcp_port_factory())
@@ -356,7 +335,7 @@ async def test_two_replicas_split_a_backlog_and_send_each_email_once(
     tmp_path: Path,
     fresh_postgres: tuple[str, str],
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     """Scale-out as deployed (issue 9): a backlog waits in the queue before two replicas on one
     PostgreSQL ledger start together; they share it as competing consumers."""
@@ -396,7 +375,7 @@ async def test_ledger_unavailable_fails_closed(
     tmp_path: Path,
     fresh_postgres: tuple[str, str],
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
     from tests.faults.conftest import _admin
 
@@ -427,68 +406,37 @@ async def test_ledger_unavailable_fails_closed(
         mailbox.stop()
 
 
-def _broker_pid() -> int:
-    result = subprocess.run(
-        ["rabbitmqctl", "eval", "list_to_integer(os:getpid())."],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return int(result.stdout.strip().splitlines()[-1])
-
-
-async def _wait_for_broker(timeout: float = 120) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        probe = await asyncio.create_subprocess_exec(
-            "rabbitmq-diagnostics",
-            "-q",
-            "check_port_connectivity",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        if await probe.wait() == 0:
-            return
-        await asyncio.sleep(1)
-    raise AssertionError("RabbitMQ did not come back")
-
-
 async def test_broker_killed_and_restarted(
-    vhost_url: str,
+    private_broker: MakeBroker,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
-    report: Callable[[str, Counts], None],
+    report: Callable[..., None],
 ) -> None:
-    import os
-    import signal
-
+    """Row 2, on a private node: SIGKILL of beam.smp while events are published, restart."""
+    broker = await private_broker()
     mailbox = Mailbox(unused_tcp_port_factory())
     mailbox.start()
     herald = await start_herald(
-        vhost_url, mailbox, sqlite_url(tmp_path), tmp_path, unused_tcp_port_factory()
+        broker.url, mailbox, sqlite_url(tmp_path), tmp_path, unused_tcp_port_factory()
     )
     try:
         events = quote_events(150, run_id())
-        publishing = asyncio.create_task(publish(vhost_url, events, delay=0.01))
+        publishing = asyncio.create_task(publish(broker.url, events, delay=0.01))
         await asyncio.sleep(0.7)
-        os.kill(_broker_pid(), signal.SIGKILL)  # the broker crashes
+        await broker.kill()  # the broker crashes
         await asyncio.sleep(1)
-        restart = await asyncio.create_subprocess_exec(
-            "rabbitmq-server",
-            "-detached",
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-        await restart.wait()
-        await _wait_for_broker()
+        await broker.start()
         await publishing
         await wait_for_mail(mailbox, len(events), timeout=120)
+        begun = time.monotonic()
         await herald.wait_ready(timeout=60)
         counts = account(events, mailbox)
-        report("broker killed (SIGKILL) and restarted", counts)
+        report(
+            "broker killed (SIGKILL) and restarted",
+            counts,
+            f"restart={broker.started_in:.1f}s ready_after={time.monotonic() - begun:.1f}s",
+        )
         assert_no_loss(counts, duplicates_allowed=True)
     finally:
-        await _wait_for_broker()
         await herald.terminate()
         mailbox.stop()
