@@ -149,11 +149,19 @@ class Service:
 
     @property
     def ready(self) -> bool:
-        return self.consumers.ready
+        return self.consumers.ready and self.ledger.health.ok
 
     async def start(self) -> None:
+        health = self.ledger.health
+        self.metrics.ledger_up.set_function(lambda: 1.0 if health.ok else 0.0)
+        health.on_failed_check = lambda cause: self.metrics.ledger_errors.labels(cause).inc()
+        self.ledger.start_health_watch()
         self.http = await start_http(
-            build_app(self.metrics, lambda: self.ready),
+            build_app(
+                self.metrics,
+                lambda: self.consumers.ready,
+                lambda: [] if health.problem is None else [health.problem],
+            ),
             self.settings.http_host,
             self.settings.http_port,
         )

@@ -1,5 +1,5 @@
 """`GET /metrics`, `GET /healthz` (the process is alive) and `GET /readyz` (every domain
-consumer is attached) on `HERALD_HTTP_PORT`."""
+consumer is attached and the ledger is usable; a 503 names what is not) on `HERALD_HTTP_PORT`."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from herald.metrics import Metrics
 
 
-def build_app(metrics: Metrics, ready: Callable[[], bool]) -> web.Application:
+def build_app(
+    metrics: Metrics,
+    ready: Callable[[], bool],
+    problems: Callable[[], list[str]] = list,
+) -> web.Application:
+    """`ready`: the consumers are attached (`herald_consumers_ready`); `problems`: anything
+    else that makes the replica unready, each named (e.g. the ledger)."""
+
     async def metrics_endpoint(_: web.Request) -> web.Response:
         metrics.consumers_ready.set(1 if ready() else 0)
         return web.Response(
@@ -23,9 +30,12 @@ def build_app(metrics: Metrics, ready: Callable[[], bool]) -> web.Application:
         return web.json_response({"status": "alive"})
 
     async def readyz(_: web.Request) -> web.Response:
-        if ready():
+        reasons = problems()
+        if not ready():
+            reasons.insert(0, "consumers: not attached to every domain queue")
+        if not reasons:
             return web.json_response({"status": "ready"})
-        return web.json_response({"status": "not ready"}, status=503)
+        return web.json_response({"status": "not ready", "reasons": reasons}, status=503)
 
     app = web.Application()
     app.router.add_get("/metrics", metrics_endpoint)

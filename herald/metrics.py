@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from consumers.topology import DOMAINS
 from herald.errors import error_class
+from ledger.health import CAUSES as LEDGER_CAUSES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, *LATENCY_BUCKETS)
@@ -196,6 +197,23 @@ class Metrics:
             "1 while consuming is paused by a configuration fault (SMTP authentication).",
             registry=r,
         )
+        self.ledger_up = Gauge(
+            "herald_ledger_up",
+            "1 while the ledger is usable: its SQLite file is the one opened, and its last "
+            "transaction or probe succeeded; 0 while it fails (nothing is claimed or sent).",
+            registry=r,
+        )
+        self.ledger_up.set(1)
+        self.ledger_errors = Counter(
+            "herald_ledger_errors",
+            "Failed ledger health checks (one a second while failing), by cause: file_deleted, "
+            "file_replaced (the SQLite file is not the one opened: fails closed until a "
+            "restart), unavailable (the last transaction or probe failed).",
+            ["error"],
+            registry=r,
+        )
+        for cause in LEDGER_CAUSES:
+            self.ledger_errors.labels(cause)
         self.consumers_ready = Gauge(
             "herald_consumers_ready",
             "1 while every domain queue has Herald's consumer attached.",

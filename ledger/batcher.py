@@ -33,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 Work = Callable[[AsyncConnection], Awaitable[Any]]
 # Called with how long a unit took (queueing included) and its error, if any.
 Observer = Callable[[float, BaseException | None], None]
+# Raises when the ledger must not be used (its SQLite file was deleted or replaced).
+Guard = Callable[[], None]
 
 URGENT = 0
 NORMAL = 1
@@ -55,9 +57,11 @@ class GroupCommit:
         max_batch: int = 32,
         translate: Callable[[Exception], Exception] | None = None,
         sync: SyncBatches | None = None,
+        guard: Guard | None = None,
     ) -> None:
         self._engine = engine
         self._sync = sync
+        self._guard = guard
         self._runners_wanted = runners
         self._max_batch = max_batch
         self._translate = translate or (lambda exc: exc)
@@ -66,6 +70,8 @@ class GroupCommit:
         self._ready: asyncio.Event | None = None
         self._runners: list[asyncio.Task[None]] = []
         self.observe: Observer | None = None
+        # Called with each unit's error, or None (the ledger's health).
+        self.outcome: Callable[[BaseException | None], None] | None = None
 
     async def run(self, work: Work, priority: int = NORMAL) -> Any:
         """Queue `work`; its result (or its error) once its transaction has committed."""
@@ -148,6 +154,8 @@ class GroupCommit:
             self._finish(job, result=result)
 
     async def _transaction(self, batch: list[_Job]) -> list[Any]:
+        if self._guard is not None:  # before any connection is taken (or a file created)
+            self._guard()
         if self._sync is not None:
             return await self._sync.run([job.work for job in batch])
         async with self._engine.begin() as connection:
@@ -156,6 +164,8 @@ class GroupCommit:
     def _finish(self, job: _Job, result: Any = None, error: Exception | None = None) -> None:
         if self.observe is not None:
             self.observe(time.perf_counter() - job.queued_at, error)
+        if self.outcome is not None:
+            self.outcome(error)
         if job.future.done():
             return
         if error is not None:
@@ -167,8 +177,9 @@ class GroupCommit:
 class SyncBatches:
     """Run batches of units on a synchronous engine, in one thread of their own."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, guard: Guard | None = None) -> None:
         self._engine = engine
+        self._guard = guard
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="herald-ledger")
 
     async def run(self, works: list[Work]) -> list[Any]:
@@ -178,7 +189,10 @@ class SyncBatches:
     def _transaction(self, works: list[Work]) -> list[Any]:
         with self._engine.begin() as connection:
             adapter = cast(AsyncConnection, _ExecuteOnly(connection))
-            return [_drive(cast(Coroutine[Any, Any, Any], work(adapter))) for work in works]
+            results = [_drive(cast(Coroutine[Any, Any, Any], work(adapter))) for work in works]
+            if self._guard is not None:  # the last moment before the commit: no record may
+                self._guard()  # land in a deleted or replaced file (rolled back instead)
+            return results
 
     async def close(self) -> None:
         """Let a batch in progress commit, then close (off the event loop)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from sqlalchemy import Engine, event
@@ -47,6 +48,17 @@ def create_engine(url: str) -> AsyncEngine:
     # No pre-ping: a dropped connection fails its transaction, which is retried as a transient
     # failure on a fresh connection (SQLAlchemy invalidates the broken one).
     return create_async_engine(resolved, pool_size=10, max_overflow=10, pool_recycle=1800)
+
+
+def sqlite_file(url: str) -> str | None:
+    """The absolute path of a SQLite ledger's file; None for PostgreSQL or in-memory SQLite."""
+    parsed = make_url(async_url(url))
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    if database.startswith("file:") or parsed.query.get("mode") == "memory":
+        return None
+    return os.path.abspath(database)
 
 
 def sqlite_sync_engine(url: str) -> Engine | None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,9 +22,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import String
 
-from herald.errors import TransientError
 from ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
-from ledger.engine import create_engine, sqlite_sync_engine
+from ledger.engine import create_engine, sqlite_file, sqlite_sync_engine
+from ledger.health import LedgerHealth, LedgerUnavailable
+
+__all__ = ["LedgerUnavailable", "SqlLedger"]
 from ledger.tables import deliveries, metadata, processed_events
 
 Clock = Callable[[], datetime]
@@ -94,12 +97,6 @@ class NewDelivery:
     message_id: str
 
 
-class LedgerUnavailable(TransientError):
-    """The database could not be reached or answered with an error."""
-
-    retry_reason = "ledger"
-
-
 def _unavailable(error: Exception) -> Exception:
     """Database errors become `LedgerUnavailable`; anything else is a bug and stays itself."""
     if isinstance(error, SQLAlchemyError | OSError):
@@ -109,6 +106,13 @@ def _unavailable(error: Exception) -> Exception:
     return error
 
 
+def _timed_out() -> LedgerUnavailable:
+    error = LedgerUnavailable("ledger: probe timed out")
+    error.__cause__ = TimeoutError()
+    return error
+
+
+_PROBE = text("SELECT 1")
 _IS_PROCESSED = select(processed_events.c.event_id).where(
     processed_events.c.source == bindparam("checked_source"),
     processed_events.c.event_id == bindparam("checked_id"),
@@ -193,13 +197,18 @@ class SqlLedger:
         self._dialect = engine.dialect.name
         # SQLite has one writer; PostgreSQL takes a few batches at once.
         runners = 1 if self._dialect == "sqlite" else 4
-        sync_engine = sqlite_sync_engine(engine.url.render_as_string(hide_password=False))
+        url = engine.url.render_as_string(hide_password=False)
+        sync_engine = sqlite_sync_engine(url)
+        self.health = LedgerHealth(sqlite_file(url))
         self._batches = GroupCommit(
             engine,
             runners,
             translate=_unavailable,
-            sync=None if sync_engine is None else SyncBatches(sync_engine),
+            sync=None if sync_engine is None else SyncBatches(sync_engine, self.health.guard),
+            guard=self.health.refuse_if_failed,
         )
+        self._batches.outcome = self.health.outcome
+        self._health_watch: asyncio.Task[None] | None = None
         self.observe = observe
         self._mark_processed = self._insert_ignoring_conflict(processed_events)
         self._claim_new = self._insert_ignoring_conflict(deliveries).returning(deliveries.c.key)
@@ -217,6 +226,7 @@ class SqlLedger:
     async def open(cls, url: str, clock: Clock = utc_now) -> SqlLedger:
         ledger = cls(create_engine(url), clock)
         await ledger.create_schema()
+        ledger.health.remember_file()
         return ledger
 
     async def create_schema(self) -> None:
@@ -236,8 +246,47 @@ class SqlLedger:
                     await connection.run_sync(index.create, checkfirst=True)
 
     async def close(self) -> None:
+        if self._health_watch is not None:
+            self._health_watch.cancel()
+            await asyncio.gather(self._health_watch, return_exceptions=True)
+            self._health_watch = None
         await self._batches.close()
         await self._engine.dispose()
+
+    # Health (ledger/health.py) -----------------------------------------------------------------
+
+    async def probe(self) -> None:
+        """A `SELECT 1` through the same path as every transaction (its guard included)."""
+
+        async def work(connection: AsyncConnection) -> None:
+            await connection.execute(_PROBE)
+
+        await self._run(work)
+
+    def start_health_watch(self, interval: float = 1.0, timeout: float = 5.0) -> None:
+        """Check the ledger every `interval` seconds: the SQLite file's identity, and a probe
+        when no unit of work succeeded since the last check (a busy ledger proves itself)."""
+        if self._health_watch is None:
+            self._health_watch = asyncio.create_task(
+                self._watch_health(interval, probe_seconds=timeout), name="herald-ledger-health"
+            )
+
+    async def _watch_health(self, interval: float, probe_seconds: float) -> None:
+        health = self.health
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                health.guard()
+                if not health.ok or time.monotonic() - health.last_success > interval:
+                    async with asyncio.timeout(probe_seconds):
+                        await self.probe()
+            except LedgerUnavailable:
+                pass  # recorded by the guard or the unit's outcome
+            except TimeoutError:
+                health.outcome(_timed_out())
+            except Exception as exc:  # a bug must not end the watch
+                health.outcome(_unavailable(exc))
+            health.checked()
 
     def _insert_ignoring_conflict(self, table: Any) -> Any:
         dialect_module = postgresql if self._dialect == "postgresql" else sqlite
