@@ -143,7 +143,7 @@ class DomainConsumers:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._copy_failures: dict[str, int] = {}
         self._login: str | None = None
-        self._paused = False
+        self._pause_reasons: set[str] = set()
 
     async def start(self) -> None:
         self._login = URL(self._options.url).user
@@ -206,24 +206,27 @@ class DomainConsumers:
 
     @property
     def paused(self) -> bool:
-        return self._paused
+        return bool(self._pause_reasons)
 
-    async def pause(self) -> None:
-        """Stop taking new deliveries on every queue (a configuration fault); in-flight ones
-        finish normally. The connections stay open."""
-        if self._paused:
+    async def pause(self, reason: str) -> None:
+        """Stop taking new deliveries on every queue while `reason` holds (a configuration
+        fault, the ledger away); in-flight ones finish normally. The connections stay open."""
+        first = not self._pause_reasons
+        self._pause_reasons.add(reason)
+        if first:
+            await self._cancel_consumers()
+            log.warning("consuming paused", extra={"reason": reason})
+
+    async def resume(self, reason: str) -> None:
+        """Consume again once no reason to pause is left."""
+        if reason not in self._pause_reasons:
             return
-        self._paused = True
-        await self._cancel_consumers()
-        log.warning("consuming paused")
-
-    async def resume(self) -> None:
-        if not self._paused:
+        self._pause_reasons.discard(reason)
+        if self._pause_reasons:
             return
         for link in self._links.values():
             link.consumer_tag = await link.queue.consume(self._consumer_for(link), no_ack=False)
-        self._paused = False
-        log.warning("consuming resumed")
+        log.warning("consuming resumed", extra={"reason": reason})
 
     async def _cancel_consumers(self) -> None:
         await asyncio.gather(*(self._cancel_consumer(link) for link in self._links.values()))

@@ -104,6 +104,7 @@ class Service:
     scheduler: asyncio.Task[None] | None = None
     auth_probe: asyncio.Task[None] | None = None
     queue_watch: asyncio.Task[None] | None = None
+    ledger_watch: asyncio.Task[None] | None = None
 
     async def _queue_watch_loop(self) -> None:
         """Queue depth and consumers per Herald queue, for the dashboard and alerts."""
@@ -131,7 +132,7 @@ class Service:
 
     async def _pause_until_smtp_accepts(self) -> None:
         log.error("SMTP authentication failed: consuming paused until a login succeeds")
-        await self.consumers.pause()
+        await self.consumers.pause("smtp_auth")
         self.metrics.consuming_paused.set(1)
         while True:
             await asyncio.sleep(self.settings.smtp_auth_probe_seconds)
@@ -143,9 +144,26 @@ class Service:
             except TransientError:
                 continue
             break
-        await self.consumers.resume()
-        self.metrics.consuming_paused.set(0)
+        await self.consumers.resume("smtp_auth")
+        self.metrics.consuming_paused.set(1 if self.consumers.paused else 0)
         log.warning("SMTP login accepted again: consuming resumed")
+
+    async def _pause_while_ledger_down(self, interval_seconds: float = 1.0) -> None:
+        """Stop taking deliveries while the ledger is unhealthy, so that messages wait in the
+        broker untouched (not cycled through the retry queues), and take them again once it
+        answers. A deleted SQLite file stays unhealthy until an operator restarts Herald."""
+        paused = False
+        while True:
+            healthy = self.ledger.health.ok
+            if paused and healthy:
+                await self.consumers.resume("ledger")
+                log.warning("ledger healthy again: consuming resumed")
+            elif not paused and not healthy:
+                log.error("ledger unavailable: consuming paused until it answers")
+                await self.consumers.pause("ledger")
+            paused = not healthy
+            self.metrics.consuming_paused.set(1 if self.consumers.paused else 0)
+            await asyncio.sleep(interval_seconds)
 
     @property
     def ready(self) -> bool:
@@ -168,11 +186,14 @@ class Service:
         await self.consumers.start()
         self.scheduler = asyncio.create_task(self._scheduler_loop(), name="herald-scheduler")
         self.queue_watch = asyncio.create_task(self._queue_watch_loop(), name="herald-queues")
+        self.ledger_watch = asyncio.create_task(
+            self._pause_while_ledger_down(), name="herald-ledger-watch"
+        )
         log.info("herald started", extra={"http_port": self.settings.http_port})
 
     async def stop(self) -> None:
         log.info("herald stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
-        for task in (self.auth_probe, self.queue_watch):
+        for task in (self.auth_probe, self.queue_watch, self.ledger_watch):
             if task is not None:
                 task.cancel()
         if self.scheduler is not None:

@@ -114,6 +114,10 @@ async def test_deleted_sqlite_ledger_fails_closed_and_loses_nothing(
         assert not database.exists(), "Herald must not create a new, empty ledger file"
         assert (await _get(port, "/readyz")).status_code == 503
         assert await _ready_messages(vhost_url, DEAD_LETTER_QUEUE) == 0
+        # Consuming is paused while the ledger is away: the events wait in their queue,
+        # untouched (not cycled through the retry queues)
+        assert await _ready_messages(vhost_url, "herald.orders") == len(during)
+        assert _sample((await _get(port, "/metrics")).text, "herald_consuming_paused") == 1
         log = (tmp_path / f"herald-{port}.log").read_text()
         assert f"SQLite file {database} was deleted" in log
 
