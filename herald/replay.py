@@ -2,11 +2,17 @@
 
 Each one browses `herald.dead-letter` without consuming (`consumers.dead_letters`), selects
 messages with `Filters`, and settles only what it acted on; everything else goes back in order.
-`requeue` re-validates each message against the current schemas first, republishes the valid
-ones into Herald's own queue for their domain (never `portal.events`) and removes a dead letter
-only after the broker confirmed its copy. The ledger makes a replay safe: an event already
-processed is a duplicate, an email already sent is not sent again. Requeue, import and purge are
-written to the audit table before they start and when they end.
+With a limit, browsing stops once that many messages matched, and the bodies of those that did
+not match are not kept. `requeue` re-validates each message against the current schemas first,
+with the routing key Herald checked (never one a publisher's header claims), republishes the
+valid ones into the Herald queue they were consumed from (never `portal.events`) and removes a
+dead letter only after the broker confirmed its copy. The ledger makes a replay safe: an event
+already processed is a duplicate, an email already sent is not sent again. Requeue, import and
+purge are written to the audit table before they start and when they end.
+
+A body is anything a publisher sent: one that is not a JSON object, or nests deeper than
+`MAX_BODY_DEPTH`, is opaque here (no source or id from it, shown as truncated raw text), so
+parsing, redacting and printing never recurse without bound.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import asyncio
 import contextlib
 import fnmatch
 import json
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -22,9 +29,16 @@ from pathlib import Path
 from typing import Any
 
 from consumers.dead_letter_file import from_line, to_line
-from consumers.dead_letters import DeadLetterSession, Held, StoredMessage, pace, replayed_headers
+from consumers.dead_letters import (
+    DOMAIN_QUEUES,
+    DeadLetterSession,
+    Held,
+    StoredMessage,
+    pace,
+    replayed_headers,
+)
 from consumers.delivery import InboundMessage
-from consumers.topology import DEAD_LETTER_QUEUE, DOMAINS, queue_name
+from consumers.topology import DEAD_LETTER_QUEUE, queue_name
 from herald.errors import RejectedMessage
 from ledger.audit import AuditLog
 from ledger.queue_marks import QueueMarks
@@ -33,6 +47,11 @@ from schemas.envelope import IgnoredEvent
 
 SECRET_KEYS = frozenset({"action_url", "password", "secret", "token", "api_key"})
 REDACTED = "<redacted>"
+# Contract events nest 7 levels at most; anything far deeper is not one, and parsing or printing
+# it recursively would exhaust the stack (the interpreter's limit is about 1,000 frames).
+MAX_BODY_DEPTH = 64
+TOO_DEEP = "<nested too deeply>"
+SHOWN_RAW_BYTES = 4_096  # of an opaque body
 Progress = Callable[[int], None]  # called with how many messages were just handled
 
 
@@ -84,7 +103,8 @@ class DeadLetter:
     position: int  # 1-based place in the queue when browsed
     message: StoredMessage
     reason: str
-    event_type: str
+    event_type: str  # the routing key Herald checked
+    queue: str | None  # where it was consumed from or died: where a requeue puts it back
     source: str | None
     event_id: str | None
     rejected_at: datetime | None
@@ -99,6 +119,7 @@ class DeadLetter:
             "id": self.event_id,
             "reason": self.reason,
             "type": self.event_type,
+            "queue": self.queue,
             "source": self.source,
             "rejected_at": None if self.rejected_at is None else self.rejected_at.isoformat(),
             "age_seconds": self.age_seconds(now),
@@ -108,51 +129,88 @@ class DeadLetter:
 
 
 def describe(message: StoredMessage, position: int) -> DeadLetter:
-    document = _json_object(message.body)
+    document = body_document(message.body)
     source = document.get("source") if document else None
     body_id = document.get("id") if document else None
-    detail = message.headers.get("x-reject-detail")
-    if isinstance(detail, bytes):
-        detail = detail.decode(errors="replace")
     return DeadLetter(
         position=position,
         message=message,
         reason=message.reason,
         event_type=message.original_routing_key,
+        queue=message.original_queue,
         source=source if isinstance(source, str) else None,
         event_id=message.message_id or (body_id if isinstance(body_id, str) else None),
         rejected_at=message.rejected_at,
-        detail=detail if isinstance(detail, str) else None,
+        detail=message.detail,
     )
 
 
-def _json_object(body: bytes) -> dict[str, Any] | None:
+# A JSON string (escapes included), or one bracket outside strings.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]', re.DOTALL)
+
+
+def nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether JSON text opens more than `limit` arrays or objects inside each other (brackets
+    inside strings do not count). Linear, without recursion, and it stops at the first level
+    too many; text that is not JSON may be misjudged, but then it does not parse anyway."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text):
+        bracket = token.group()
+        if bracket in ("[", "{"):
+            depth += 1
+            if depth > limit:
+                return True
+        elif bracket in ("]", "}"):
+            depth -= 1
+    return False
+
+
+def body_document(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None when it is opaque: not UTF-8, not JSON, not an
+    object, or nested deeper than `MAX_BODY_DEPTH`. Never raises."""
     try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if nests_deeper_than(text, MAX_BODY_DEPTH):
+        return None
+    try:
+        document = json.loads(text)
+    except ValueError:
         return None
     return document if isinstance(document, dict) else None
 
 
-def redact(value: Any) -> Any:
-    """A copy with secret links and credentials replaced (EVENTS.md 4.4)."""
+def redact(value: Any, depth: int = 0) -> Any:
+    """A copy with secret links and credentials replaced (EVENTS.md 4.4); anything nested
+    deeper than `MAX_BODY_DEPTH` is replaced too (header tables are a publisher's as well)."""
+    if depth > MAX_BODY_DEPTH and isinstance(value, dict | list):
+        return TOO_DEEP
     if isinstance(value, dict):
         return {
-            key: REDACTED if key.lower() in SECRET_KEYS else redact(item)
+            key: REDACTED if str(key).lower() in SECRET_KEYS else redact(item, depth + 1)
             for key, item in value.items()
         }
     if isinstance(value, list):
-        return [redact(item) for item in value]
+        return [redact(item, depth + 1) for item in value]
     return value
 
 
 def shown_body(message: StoredMessage) -> str:
-    """The body pretty-printed with secrets redacted; a body that is not JSON is shown as
-    text with undecodable bytes escaped."""
-    document = _json_object(message.body)
-    if document is None:
-        return message.body.decode("utf-8", errors="backslashreplace")
-    return json.dumps(redact(document), indent=2, ensure_ascii=False)
+    """The body pretty-printed with secrets redacted; an opaque body as text, undecodable
+    bytes escaped, its first `SHOWN_RAW_BYTES` bytes only, saying so when cut or too deep."""
+    document = body_document(message.body)
+    if document is not None:
+        return json.dumps(redact(document), indent=2, ensure_ascii=False)
+    size = len(message.body)
+    shown = message.body[:SHOWN_RAW_BYTES].decode("utf-8", errors="backslashreplace")
+    too_deep = nests_deeper_than(message.body.decode("utf-8", errors="replace"), MAX_BODY_DEPTH)
+    if size > SHOWN_RAW_BYTES or too_deep:
+        why = f", nested deeper than {MAX_BODY_DEPTH} levels" if too_deep else ""
+        shown += f"\n... (raw text{why}; {min(size, SHOWN_RAW_BYTES)} of {size} bytes shown)"
+    return shown
 
 
 # Re-validation ------------------------------------------------------------------------------
@@ -170,8 +228,12 @@ class Verdict:
 
 
 def revalidate(entry: DeadLetter) -> Verdict:
-    """Run the consumer's checks (EVENTS.md 11, 1 to 8) with the current schemas."""
+    """Run the consumer's checks (EVENTS.md 11, 1 to 8) with the current schemas, the routing
+    key Herald checked and the queue the message came from. A key that queue is not bound to
+    fails like a key that differs from the type: Herald's queues only ever receive their own
+    domain's keys."""
     domain = entry.event_type.split(".", 1)[0]
+    queue = entry.queue or ""
     properties = entry.message.properties
     inbound = InboundMessage(
         body=entry.message.body,
@@ -179,14 +241,19 @@ def revalidate(entry: DeadLetter) -> Verdict:
         content_type=properties.get("content_type"),
         content_encoding=properties.get("content_encoding"),
         message_id=entry.message.message_id,
-        queue=queue_name(domain),
+        queue=queue,
     )
     try:
         decoded = decode(inbound)
     except RejectedMessage as rejection:
         return Verdict("invalid", None, rejection.reason, rejection.detail)
-    if domain not in DOMAINS:  # decode rejects these; kept as a guard for the routing below
-        return Verdict("invalid", None, "unknown_event_type", f"no queue for domain {domain}")
+    if queue != queue_name(domain):
+        return Verdict(
+            "invalid",
+            None,
+            "schema_violation",
+            f"routing key {entry.event_type} does not belong in {queue or 'an unknown queue'}",
+        )
     if isinstance(decoded, IgnoredEvent):
         return Verdict("ignored", domain, "unknown_type", f"{decoded.type} is not defined")
     return Verdict("valid", domain)
@@ -197,51 +264,86 @@ def revalidate(entry: DeadLetter) -> Verdict:
 
 @dataclass
 class Selection:
-    """The browsed dead letters and those the filters select (up to the limit)."""
+    """The dead letters the filters selected (up to the limit), and how much of the queue was
+    read to find them. Only the selected keep their bodies."""
 
-    held: list[Held]
-    entries: list[DeadLetter]
-    selected: list[tuple[Held, DeadLetter]]
+    queue_total: int  # ready in the queue when reading began
+    selected: list[tuple[Held, DeadLetter]] = field(default_factory=list)
+    read: int = 0  # taken (and held) to find them
+    complete: bool = False  # the whole queue was read
+    others: int = 0  # read but not selected
+    others_oldest: datetime | None = None  # the oldest known rejection time among them
+
+    def skip(self, entry: DeadLetter) -> None:
+        self.others += 1
+        at = entry.rejected_at
+        if at is not None and (self.others_oldest is None or at < self.others_oldest):
+            self.others_oldest = at
 
 
 async def select(
     session: DeadLetterSession, filters: Filters, limit: int | None = None
 ) -> Selection:
-    held = await session.browse()
-    entries = [describe(item.message, position) for position, item in enumerate(held, 1)]
-    selected = [(item, entry) for item, entry in zip(held, entries, strict=True)]
-    selected = [(item, entry) for item, entry in selected if filters.matches(entry)]
-    if limit is not None:
-        selected = selected[:limit]
-    return Selection(held, entries, selected)
+    """Read the queue in order until `limit` messages matched (or to its end), holding
+    every message read so that all go back in order."""
+    selection = Selection(queue_total=await session.depth())
+    while limit is None or len(selection.selected) < limit:
+        held = await session.take()
+        if held is None:
+            selection.complete = True
+            break
+        selection.read += 1
+        entry = describe(held.message, selection.read)
+        if filters.matches(entry):
+            selection.selected.append((held, entry))
+        else:
+            selection.skip(entry)  # the session keeps its delivery tag only, not the body
+    return selection
 
 
-async def record_oldest(marks: QueueMarks | None, held: Sequence[Held]) -> None:
+async def record_oldest(marks: QueueMarks | None, selection: Selection) -> None:
     """Tell the ledger the exact age of the oldest dead letter left (the queue watch's
-    `herald_queue_oldest_message_age_seconds`), from a full browse of the queue."""
-    if marks is None:
+    `herald_queue_oldest_message_age_seconds`), when the whole queue was read."""
+    if marks is None or not selection.complete:
         return
-    left = [item.message.rejected_at for item in held if not item.settled]
-    known = [at for at in left if at is not None]
-    if not left:
+    left = [held.message.rejected_at for held, _ in selection.selected if not held.settled]
+    known = [at for at in (*left, selection.others_oldest) if at is not None]
+    if not left and not selection.others:
         await marks.set_oldest(DEAD_LETTER_QUEUE, None)
     elif known:
         await marks.set_oldest(DEAD_LETTER_QUEUE, min(known))
 
 
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What `list` found: the selected dead letters, how many the queue held when reading
+    began, how many were read, and whether that was all of them."""
+
+    entries: list[DeadLetter]
+    queue_total: int
+    read: int
+    complete: bool
+
+
 async def list_dead_letters(
     url: str, filters: Filters, limit: int | None = None, marks: QueueMarks | None = None
-) -> tuple[list[DeadLetter], int]:
-    """The selected dead letters, and how many the queue holds; nothing is consumed."""
+) -> Listing:
+    """The selected dead letters; nothing is consumed. With a limit, reading stops once that
+    many matched."""
     async with DeadLetterSession(url, connection_name="herald-replay-list") as session:
         selection = await select(session, filters, limit)
-        await record_oldest(marks, selection.held)
-    return [entry for _, entry in selection.selected], len(selection.entries)
+        await record_oldest(marks, selection)
+    return Listing(
+        entries=[entry for _, entry in selection.selected],
+        queue_total=selection.queue_total,
+        read=selection.read,
+        complete=selection.complete,
+    )
 
 
 async def find_dead_letter(url: str, message_id: str) -> DeadLetter | None:
-    entries, _ = await list_dead_letters(url, Filters(ids=(message_id,)), limit=1)
-    return entries[0] if entries else None
+    listing = await list_dead_letters(url, Filters(ids=(message_id,)), limit=1)
+    return listing.entries[0] if listing.entries else None
 
 
 @dataclass
@@ -281,8 +383,9 @@ async def requeue(
 ) -> RequeueReport:
     """Re-validate and republish the selected dead letters into `herald.<domain>`.
 
-    Still-invalid (and undefined-type) messages stay unless `force`; a forced one whose domain
-    is unknown has no queue to go to and stays too. With `dry_run` nothing changes.
+    Each goes back to the queue it was consumed from or died in. Still-invalid (and
+    undefined-type) messages stay unless `force`; one from a queue that is not Herald's has
+    nowhere to go and stays, even forced. With `dry_run` nothing changes.
     """
     report = RequeueReport(dry_run=dry_run)
     audit_id = await audit.start("requeue", actor, _audited(filters, force, rate, limit), dry_run)
@@ -293,36 +396,38 @@ async def requeue(
             started = asyncio.get_running_loop().time()
             for held, entry in selection.selected:
                 verdict = revalidate(entry)
-                action = _plan(verdict, entry, force)
+                action, note = _plan(verdict, entry, force)
                 report.actions.append(
                     {
                         "id": entry.event_id,
                         "type": entry.event_type,
+                        "queue": entry.queue,
                         "verdict": verdict.outcome,
                         "reason": verdict.reason,
                         "detail": verdict.detail,
                         "action": action,
+                        "note": note,
                     }
                 )
                 if action == "requeue":
                     if verdict.outcome != "valid":
                         report.forced += 1
                     if not dry_run:
-                        domain = entry.event_type.split(".", 1)[0]
+                        assert entry.queue is not None  # _plan checked it is Herald's
                         copy = held.message.to_message(replayed_headers(held.message, actor))
-                        await session.publish_to_queue(copy, queue_name(domain))
+                        await session.publish_to_queue(copy, entry.queue)
                         await session.remove(held)  # only after the broker confirmed the copy
                         await pace(rate, started, report.requeued + 1)
                     report.requeued += 1
-                elif verdict.outcome == "ignored":
-                    report.ignored += 1
                 elif action == "keep_unroutable":
                     report.unroutable += 1
+                elif verdict.outcome == "ignored":
+                    report.ignored += 1
                 else:
                     report.still_invalid += 1
                 if progress is not None:
                     progress(1)
-            await record_oldest(marks, selection.held)
+            await record_oldest(marks, selection)
     except BaseException as exc:
         await _finish_quietly(audit, audit_id, "failed", report.counts(), repr(exc))
         raise
@@ -330,13 +435,19 @@ async def requeue(
     return report
 
 
-def _plan(verdict: Verdict, entry: DeadLetter, force: bool) -> str:
+def _plan(verdict: Verdict, entry: DeadLetter, force: bool) -> tuple[str, str | None]:
+    """What to do with one dead letter, and why when that is not plain. It only ever goes
+    back to the Herald queue it came from, whatever its headers say."""
+    if entry.queue not in DOMAIN_QUEUES:
+        return "keep_unroutable", (
+            f"dead-lettered from {entry.queue or 'an unknown queue'}, which is not one of "
+            "Herald's queues: there is nowhere to put it back, even with --force"
+        )
     if verdict.outcome == "valid":
-        return "requeue"
+        return "requeue", None
     if not force:
-        return "keep"
-    domain = entry.event_type.split(".", 1)[0]
-    return "requeue" if domain in DOMAINS else "keep_unroutable"
+        return "keep", None
+    return "requeue", "forced"
 
 
 def _audited(
@@ -375,7 +486,7 @@ async def purge(
                 purged += 1
                 if progress is not None:
                     progress(1)
-            await record_oldest(marks, selection.held)
+            await record_oldest(marks, selection)
     except BaseException as exc:
         await _finish_quietly(audit, audit_id, "failed", {"purged": purged}, repr(exc))
         raise

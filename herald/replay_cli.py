@@ -190,17 +190,26 @@ def list_command(
     settings = _settings()
     filters = filters_from(reason, event_type, source, since, until, ids)
 
-    async def work() -> tuple[list[replay.DeadLetter], int]:
+    async def work() -> replay.Listing:
         async with _ledger(settings) as ledger:
             return await replay.list_dead_letters(settings.amqp_url, filters, limit, ledger.marks)
 
-    entries, total = _run(work())
+    listing = _run(work())
+    entries, total = listing.entries, listing.queue_total
     now = replay.utc_now()
     summary = replay.summarize(entries)
+    # Stopped at --limit: the rest of the queue was not read, so the summary covers less.
+    scope = (
+        f"the whole queue ({listing.read} messages)"
+        if listing.complete
+        else f"the first {listing.read} of {total} messages"
+    )
     if output == "json":
         _print_json(
             {
                 "queue_total": total,
+                "read": listing.read,
+                "complete": listing.complete,
                 "matched": len(entries),
                 "filters": filters.describe(),
                 "summary": summary,
@@ -208,7 +217,10 @@ def list_command(
             }
         )
         return
-    table = Table(title=f"herald.dead-letter: {len(entries)} of {total} messages")
+    title = f"herald.dead-letter: {len(entries)} of {total} messages"
+    if not listing.complete:
+        title += f" (stopped at --limit after reading the first {listing.read})"
+    table = Table(title=title)
     for column in ("#", "reason", "type", "source", "id", "rejected at", "age", "replays"):
         table.add_column(column)
     for entry in entries:
@@ -226,6 +238,7 @@ def list_command(
     for title, counts in (("by reason", summary["by_reason"]), ("by type", summary["by_type"])):
         if counts:
             out.print(f"{title}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+    out.print(f"summary of the {len(entries)} listed, read from {scope}")
 
 
 @replay_app.command("show")
@@ -271,9 +284,9 @@ def requeue_command(
 ) -> None:
     """Re-validate dead letters and republish the valid ones into Herald's own queue.
 
-    Each goes to herald.<domain> (never portal.events) and is removed from the dead-letter
-    queue only once the broker confirmed its copy. Those that would still fail stay, unless
-    --force."""
+    Each goes back to the herald.<domain> queue it was consumed from (never portal.events) and
+    is removed from the dead-letter queue only once the broker confirmed its copy. Those that
+    would still fail stay, unless --force; those from a queue that is not Herald's always stay."""
     _check_format(output)
     settings = _settings()
     filters = filters_from(reason, event_type, source, since, until, ids)
@@ -300,15 +313,17 @@ def requeue_command(
         return
     title = "dry run: nothing changed" if dry_run else "requeue"
     table = Table(title=title)
-    for column in ("id", "type", "verdict", "reason", "action"):
+    for column in ("id", "type", "queue", "verdict", "reason", "action", "note"):
         table.add_column(column)
     for action in report.actions:
         table.add_row(
             action["id"] or "",
             action["type"],
+            action["queue"] or "",
             action["verdict"],
             action["reason"] or "",
             ("would " if dry_run else "") + action["action"],
+            action["note"] or "",
         )
     out.print(table)
     verb = "would requeue" if dry_run else "requeued"

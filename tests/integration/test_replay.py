@@ -1,8 +1,9 @@
 """`herald replay` and `herald deliveries find` against the real broker, ledger and SMTP server.
 
 Dead letters come from the real paths: Herald's own consumer dead-letters bad input, RabbitMQ
-dead-letters a message past a queue's delivery limit, and a few are published to `herald.dlx`
-with exactly Herald's headers (standing in for what an older Herald version rejected).
+dead-letters a message past a domain queue's delivery limit, and most are published to
+`herald.dlx` with exactly the headers Herald's consumer writes (EVENTS.md 11, plus
+`x-original-queue`), or with those an older version wrote (no `x-original-queue`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from consumers.topology import DEAD_LETTER_EXCHANGE, DEAD_LETTER_QUEUE, queue_name
+from consumers.topology import (
+    DEAD_LETTER_EXCHANGE,
+    DEAD_LETTER_QUEUE,
+    DELIVERY_LIMIT,
+    EVENTS_EXCHANGE,
+    queue_name,
+)
 from herald.app import Service, build_service
 from herald.replay import Filters, list_dead_letters, requeue
 from ledger.audit import AuditLog
@@ -52,10 +59,25 @@ async def herald_dead_letter(
     routing_key: str | None = None,
     rejected_at: datetime | None = None,
     message_id: str | None = None,
+    original_queue: str | None = "",
+    extra_headers: dict[str, Any] | None = None,
 ) -> None:
-    """A dead letter exactly as Herald's consumer writes it (EVENTS.md 11)."""
+    """A dead letter exactly as Herald's consumer writes it (EVENTS.md 11): `x-original-queue`
+    is the queue of the routing key's domain unless given; None leaves it out, as versions
+    before it did. `extra_headers` are what such an older version kept of a publisher's."""
     body = document if isinstance(document, bytes) else json.dumps(document).encode()
     key = routing_key or (document["type"] if isinstance(document, dict) else "orders.x")
+    headers: dict[str, Any] = {
+        **(extra_headers or {}),
+        "x-reject-reason": reason,
+        "x-reject-detail": "data.order: field required",
+        "x-rejected-at": (rejected_at or datetime.now(UTC)).isoformat(timespec="milliseconds"),
+        "x-original-exchange": EVENTS_EXCHANGE,
+        "x-original-routing-key": key,
+        "x-rejected-by": "herald",
+    }
+    if original_queue is not None:
+        headers["x-original-queue"] = original_queue or queue_name(key.split(".", 1)[0])
     exchange = await broker.channel.get_exchange(DEAD_LETTER_EXCHANGE)
     await exchange.publish(
         aio_pika.Message(
@@ -65,16 +87,7 @@ async def herald_dead_letter(
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             timestamp=datetime(2026, 11, 30, 8, 0, tzinfo=UTC),
             app_id="orders-service",
-            headers={
-                "x-reject-reason": reason,
-                "x-reject-detail": "data.order: field required",
-                "x-rejected-at": (rejected_at or datetime.now(UTC)).isoformat(
-                    timespec="milliseconds"
-                ),
-                "x-original-exchange": "portal.events",
-                "x-original-routing-key": key,
-                "x-rejected-by": "herald",
-            },
+            headers=headers,
         ),
         routing_key=key,
         timeout=10,
@@ -91,42 +104,64 @@ async def get_one(queue: AbstractQueue, *, no_ack: bool) -> AbstractIncomingMess
     raise AssertionError(f"no message in {queue.name}")
 
 
-async def broker_dead_letter(broker: Broker, document: dict[str, Any]) -> None:
-    """A message RabbitMQ itself dead-letters: past a quorum queue's x-delivery-limit."""
-    name = f"herald-test-limit-{uuid.uuid4().hex[:8]}"
-    queue = await broker.channel.declare_queue(
-        name,
-        durable=True,
-        arguments={
-            "x-queue-type": "quorum",
-            "x-delivery-limit": 1,
-            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-        },
-    )
-    exchange = await broker.channel.get_exchange("portal.events")
-    await queue.bind(exchange, routing_key=document["type"])
+async def broker_dead_letter(
+    broker: Broker,
+    document: dict[str, Any],
+    *,
+    routing_key: str | None = None,
+    headers: dict[str, Any] | None = None,
+    foreign_queue: bool = False,
+) -> None:
+    """A message RabbitMQ itself dead-letters: published to portal.events (with a publisher's
+    `headers`), it fails in Herald's domain queue past its x-delivery-limit; with
+    `foreign_queue`, in a queue of someone else's bound to `herald.dlx`. No Herald runs."""
+    key = routing_key or document["type"]
+    exchange = await broker.channel.get_exchange(EVENTS_EXCHANGE)
+    if foreign_queue:
+        limit = 1
+        queue = await broker.channel.declare_queue(
+            f"herald-test-limit-{uuid.uuid4().hex[:8]}",
+            durable=True,
+            arguments={
+                "x-queue-type": "quorum",
+                "x-delivery-limit": limit,
+                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            },
+        )
+        await queue.bind(exchange, routing_key=key)
+    else:
+        limit = DELIVERY_LIMIT
+        queue = await broker.channel.get_queue(queue_name(key.split(".", 1)[0]))
     await exchange.publish(
         aio_pika.Message(
             body=json.dumps(document).encode(),
             content_type=CONTENT_TYPE,
             message_id=document["id"],
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            headers=headers or {},
         ),
-        routing_key=document["type"],
+        routing_key=key,
         timeout=10,
     )
-    await queue.unbind(exchange, routing_key=document["type"])
-    for _ in range(2):  # two failed deliveries: past the limit of 1
+    if foreign_queue:
+        await queue.unbind(exchange, routing_key=key)
+        domain_queue = await broker.channel.get_queue(queue_name(key.split(".", 1)[0]))
+        await get_one(domain_queue, no_ack=True)  # the copy portal.events gave Herald
+    for _ in range(limit + 1):  # one failed delivery more than the limit
         message = await get_one(queue, no_ack=False)
         await message.reject(requeue=True)
-    await asyncio.sleep(0.2)
-    await queue.delete(if_unused=False, if_empty=False)
+    for _ in range(100):  # the broker dead-letters it a moment after the last reject
+        if await broker.queue_depth(queue.name) == 0:
+            break
+        await asyncio.sleep(0.05)
+    if foreign_queue:
+        await queue.delete(if_unused=False, if_empty=False)
 
 
 async def dead_letter_ids(broker: Broker) -> list[str | None]:
     """The ids in the dead-letter queue, in order (browsed and returned, not consumed)."""
-    entries, _ = await list_dead_letters(broker_url(broker), Filters())
-    return [entry.event_id for entry in entries]
+    listing = await list_dead_letters(broker_url(broker), Filters())
+    return [entry.event_id for entry in listing.entries]
 
 
 def broker_url(broker: Broker) -> str:
@@ -207,9 +242,9 @@ async def test_list_filters_and_does_not_consume(
     assert await dead_letter_ids(broker) == order
 
     async def ids(**filters: Any) -> list[str | None]:
-        entries, total = await list_dead_letters(url, Filters(**filters))
-        assert total == 4
-        return [entry.event_id for entry in entries]
+        listing = await list_dead_letters(url, Filters(**filters))
+        assert listing.queue_total == 4 and listing.read == 4 and listing.complete
+        return [entry.event_id for entry in listing.entries]
 
     assert await ids(reasons=("malformed_json",)) == ["raw-1"]
     assert await ids(type_glob="orders.*") == [fixed, still_bad, "raw-1"]
@@ -225,7 +260,7 @@ async def test_list_filters_and_does_not_consume(
     # A full read tells the ledger the exact oldest rejection time (the metric's source)
     marks = QueueMarks(replay_ledger)
     await marks.set_oldest(DEAD_LETTER_QUEUE, datetime.now(UTC))  # the watch's rough mark
-    entries, _ = await list_dead_letters(url, Filters(), marks=marks)
+    entries = (await list_dead_letters(url, Filters(), marks=marks)).entries
     oldest = min(entry.rejected_at for entry in entries if entry.rejected_at)
     assert oldest < datetime.now(UTC) - timedelta(days=1)
     assert await marks.observe(DEAD_LETTER_QUEUE, 4) == oldest
@@ -321,9 +356,9 @@ async def test_requeue_sends_fixed_messages_once_and_keeps_the_rest(
     herald = await build_service(service_settings(amqp_url, smtp_server, tmp_path))
     await herald.start()
     try:
-        entries, _ = await list_dead_letters(amqp_url, Filters(ids=(limited["id"],)))
-        assert [entry.reason for entry in entries] == ["delivery_limit"]
-        assert entries[0].event_type == "orders.quote.accepted"
+        listed = (await list_dead_letters(amqp_url, Filters(ids=(limited["id"],)))).entries
+        assert [entry.reason for entry in listed] == ["delivery_limit"]
+        assert listed[0].event_type == "orders.quote.accepted"
         # When the SRE requeues everything
         report = await requeue(amqp_url, Filters(), audit, actor="sre-test")
         # Then the valid ones were republished and sent once; the invalid stayed, in order
@@ -533,3 +568,267 @@ async def test_deliveries_find(
     assert "nothing in the ledger" in output
     code, _, said = await cli(amqp_url, database, "deliveries", "find", check=False)
     assert code == 2 and "exactly one" in said
+
+
+# Bodies too deep to parse ------------------------------------------------------------------
+
+DEEP_BODIES = {
+    "object-1000": b'{"a":' * 1000 + b"1" + b"}" * 1000,
+    "array-100000": b"[" * 100_000 + b"]" * 100_000,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(DEEP_BODIES))
+async def test_a_deep_dead_letter_breaks_no_command(
+    amqp_url: str, database_path: str, broker: Broker, tmp_path: Path, shape: str
+) -> None:
+    # Given a deeply nested body between two ordinary dead letters
+    before, after = event("orders.quote.created"), event("users.user.invited")
+    await herald_dead_letter(broker, before, "schema_violation")
+    await herald_dead_letter(
+        broker, DEEP_BODIES[shape], "malformed_json", routing_key="orders.x", message_id="deep-1"
+    )
+    await herald_dead_letter(broker, after, "schema_violation")
+    order = [before["id"], "deep-1", after["id"]]
+
+    async def herald(*args: str) -> str:
+        code, output, said = await cli(amqp_url, database_path, "replay", *args, check=False)
+        assert code == 0 and "Traceback" not in said, said[-1500:]
+        return output
+
+    # Then every command works, and sees all three
+    listing = json.loads(await herald("list", "--format", "json"))
+    assert [m["id"] for m in listing["messages"]] == order
+    assert listing["messages"][1]["reason"] == "malformed_json"
+    assert "deep-1" in await herald("list", "--reason", "malformed_json")
+    assert before["id"] in await herald("list", "--source", "/orders*")
+    shown = await herald("show", "deep-1")
+    assert "x-reject-reason" in shown and DEEP_BODIES[shape][:40].decode() in shown
+    assert len(shown) < 20_000  # the raw body, truncated
+    assert f'"id": "{before["id"]}"' in await herald("show", before["id"])
+    report = json.loads(await herald("requeue", "--dry-run", "--format", "json"))
+    assert report["counts"]["selected"] == 3 and report["counts"]["requeued"] == 2
+    verdicts = {m["id"]: (m["verdict"], m["reason"]) for m in report["messages"]}
+    assert verdicts["deep-1"] == ("invalid", "malformed_json")
+    exported = tmp_path / "all.jsonl"
+    await herald("export", str(exported))
+    assert len(exported.read_text().splitlines()) == 3
+    # (`show` stops at the match: what it read may now be behind the rest; nothing is lost)
+    assert sorted(map(str, await dead_letter_ids(broker))) == sorted(order)
+    # And the others can be requeued and the deep one purged around it
+    await herald("requeue", "--type", "users.*")
+    assert await broker.queue_depth(queue_name("users")) == 1
+    assert "purged 1" in await herald("purge", "--id", "deep-1", "--yes")
+    assert await dead_letter_ids(broker) == [before["id"]]
+
+
+async def test_a_deep_body_dead_lettered_by_herald_can_be_listed_and_shown(
+    amqp_url: str, database_path: str, smtp_server: SmtpServer, tmp_path: Path, broker: Broker
+) -> None:
+    # Given Herald's consumer dead-lettered a body nested 1,000 levels deep
+    herald = await build_service(service_settings(amqp_url, smtp_server, tmp_path))
+    await herald.start()
+    try:
+        await broker.publish(
+            DEEP_BODIES["object-1000"], routing_key="orders.quote.created", message_id="deep-2"
+        )
+        await wait_for_metric(herald, "herald_events_dead_lettered_total", 1)
+    finally:
+        await herald.stop()
+    # Then the tool lists it as malformed_json and shows it as raw text
+    _, output, _ = await cli(amqp_url, database_path, "replay", "list", "--format", "json")
+    (listed,) = json.loads(output)["messages"]
+    assert (listed["id"], listed["reason"]) == ("deep-2", "malformed_json")
+    _, shown, _ = await cli(amqp_url, database_path, "replay", "show", "deep-2")
+    assert '{"a":{"a":' in shown
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 1
+
+
+# Whose headers are trusted ------------------------------------------------------------------
+
+
+async def test_requeue_trusts_only_what_herald_or_the_broker_wrote(
+    amqp_url: str, broker: Broker, audit: AuditLog
+) -> None:
+    # Given an event put on portal.events with the orders key and a users type (Herald rejected
+    # it: routing key differs from type), once as the consumer writes it now and once as an
+    # older version wrote it, keeping the publisher's forged replay header
+    misrouted = event("users.user.invited")
+    legacy = event("users.user.invited")
+    forged = {"x-herald-original-routing-key": "users.user.invited"}
+    await herald_dead_letter(
+        broker, misrouted, "schema_violation", routing_key="orders.quote.created"
+    )
+    await herald_dead_letter(
+        broker,
+        legacy,
+        "schema_violation",
+        routing_key="orders.quote.created",
+        original_queue=None,
+        extra_headers=forged,
+    )
+    # and a valid orders event that RabbitMQ dead-lettered past herald.orders' delivery limit,
+    # whose publisher set Herald's reject headers to point elsewhere
+    limited = event("orders.quote.created")
+    await broker_dead_letter(
+        broker,
+        limited,
+        headers={
+            **forged,
+            "x-reject-reason": "schema_violation",
+            "x-original-routing-key": "users.user.invited",
+            "x-original-queue": queue_name("users"),
+        },
+    )
+    # and one RabbitMQ dead-lettered from a queue that is not Herald's
+    foreign = event("orders.quote.created")
+    await broker_dead_letter(broker, foreign, foreign_queue=True)
+
+    # When the SRE requeues everything without --force
+    report = await requeue(amqp_url, Filters(), audit, actor="sre-test")
+    # Then the forged keys are re-validated as what they were, and nothing reached herald.users
+    assert await broker.queue_depth(queue_name("users")) == 0
+    actions = {action["id"]: action for action in report.actions}
+    for kept in (misrouted["id"], legacy["id"]):
+        assert (actions[kept]["verdict"], actions[kept]["action"]) == ("invalid", "keep")
+        assert "routing key" in actions[kept]["detail"]
+    assert actions[limited["id"]]["action"] == "requeue"
+    assert (actions[limited["id"]]["type"], actions[misrouted["id"]]["type"]) == (
+        "orders.quote.created",
+        "orders.quote.created",
+    )
+    assert actions[limited["id"]]["queue"] == "herald.orders"
+    assert actions[foreign["id"]]["action"] == "keep_unroutable"
+    assert "not one of Herald's" in actions[foreign["id"]]["note"]
+    assert await broker.queue_depth(queue_name("users")) == 0
+    copy = await get_one(await broker.channel.get_queue(queue_name("orders")), no_ack=True)
+    assert copy.message_id == limited["id"]
+    assert (copy.headers or {})["x-herald-original-routing-key"] == "orders.quote.created"
+
+    # When --force: the misrouted go back to the queue they were consumed from, never to the
+    # one a header names; the foreign one stays, saying why
+    forced = await requeue(amqp_url, Filters(), audit, actor="sre-test", force=True)
+    assert (forced.requeued, forced.forced, forced.unroutable) == (2, 2, 1)
+    assert await broker.queue_depth(queue_name("users")) == 0
+    queue = await broker.channel.get_queue(queue_name("orders"))
+    for expected in (misrouted["id"], legacy["id"]):
+        copy = await get_one(queue, no_ack=True)
+        assert copy.message_id == expected
+        assert (copy.headers or {})["x-herald-original-routing-key"] == "orders.quote.created"
+    assert await dead_letter_ids(broker) == [foreign["id"]]
+    (entry,) = (await list_dead_letters(amqp_url, Filters())).entries
+    assert (entry.reason, entry.event_type) == ("delivery_limit", "orders.quote.created")
+    assert entry.queue is not None and entry.queue.startswith("herald-test-limit-")
+
+
+async def test_a_forged_replay_header_through_herald_stays_dead(
+    amqp_url: str,
+    database_path: str,
+    smtp_server: SmtpServer,
+    tmp_path: Path,
+    broker: Broker,
+) -> None:
+    # Given Herald running, and a publisher putting a users event on portal.events with an
+    # orders key and Herald's replay header naming the users type
+    document = event("users.user.invited")
+    herald = await build_service(service_settings(amqp_url, smtp_server, tmp_path))
+    await herald.start()
+    try:
+        await broker.publish(
+            document,
+            routing_key="orders.quote.created",
+            headers={
+                "x-herald-original-routing-key": "users.user.invited",
+                "x-original-queue": queue_name("users"),
+                "x-reject-reason": "forged",
+                "x-death": [{"queue": queue_name("users"), "reason": "delivery_limit"}],
+            },
+        )
+        # Herald dead-letters it: the AMQP routing key differs from the type
+        await wait_for_metric(herald, "herald_events_dead_lettered_total", 1)
+    finally:
+        await herald.stop()
+    # When the SRE requeues it without --force
+    _, output, _ = await cli(amqp_url, database_path, "replay", "requeue", "--format", "json")
+    report = json.loads(output)
+    # Then it stays: re-validated with the key Herald checked, it still fails
+    assert await broker.queue_depth(queue_name("users")) == 0
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 1
+    (action,) = report["messages"]
+    assert (action["type"], action["verdict"], action["action"]) == (
+        "orders.quote.created",
+        "invalid",
+        "keep",
+    )
+    assert action["queue"] == "herald.orders"
+    # And Herald's copy carries only what Herald wrote (needs the consumer's header clean-up:
+    # publisher-supplied x-herald-*, x-original-*, x-reject-* and x-death removed)
+    copy = await broker.dead_letter(document["id"])
+    headers = copy.headers or {}
+    assert headers["x-original-queue"] == "herald.orders"
+    assert headers["x-original-routing-key"] == "orders.quote.created"
+    assert headers["x-reject-reason"] == "schema_violation"
+    assert "x-herald-original-routing-key" not in headers
+    assert "x-death" not in headers
+
+
+# Reading only what is needed ----------------------------------------------------------------
+
+
+async def test_list_with_a_limit_reads_only_what_it_needs(
+    amqp_url: str,
+    database_path: str,
+    broker: Broker,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given 300 dead letters, three of them users events at positions 10, 20 and 250
+    documents = [event("orders.quote.created") for _ in range(300)]
+    for position in (10, 20, 250):
+        documents[position - 1] = event("users.user.invited")
+    for document in documents:
+        await herald_dead_letter(broker, document, "schema_violation")
+    order = [document["id"] for document in documents]
+    # Reading the whole queue leaves it in order (more than 32 messages returned at once are
+    # shuffled by RabbitMQ 3.10)
+    for _ in range(3):
+        assert await dead_letter_ids(broker) == order
+    users = [document["id"] for document in documents if document["type"].startswith("users.")]
+    gets = 0
+    original_get = aio_pika.Queue.get
+
+    async def counted_get(self: aio_pika.Queue, *args: Any, **kwargs: Any) -> Any:
+        nonlocal gets
+        gets += 1
+        return await original_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(aio_pika.Queue, "get", counted_get)
+    # When the list asks for 5, with no other filter: it takes 5
+    listing = await list_dead_letters(amqp_url, Filters(), limit=5)
+    assert [entry.event_id for entry in listing.entries] == order[:5]
+    assert (listing.queue_total, listing.read, listing.complete) == (300, 5, False)
+    assert gets == 5
+    # With a filter it stops at the second match
+    monkeypatch.undo()
+    current = await dead_letter_ids(broker)
+    monkeypatch.setattr(aio_pika.Queue, "get", counted_get)
+    gets = 0
+    second = current.index(users[1]) + 1
+    found = await list_dead_letters(amqp_url, Filters(type_glob="users.*"), limit=2)
+    assert [entry.event_id for entry in found.entries] == users[:2]
+    assert [entry.position for entry in found.entries] == [current.index(users[0]) + 1, second]
+    assert gets == found.read == second
+    monkeypatch.undo()
+    # The command says what its summary covers; nothing was consumed, and what was read went
+    # back in order (RabbitMQ 3.x puts returned messages behind the rest of a quorum queue)
+    current = await dead_letter_ids(broker)
+    _, output, _ = await cli(amqp_url, database_path, "replay", "list", "--limit", "5")
+    assert "first 5 of 300 messages" in output
+    assert await dead_letter_ids(broker) in (current, current[5:] + current[:5])
+    _, output, _ = await cli(
+        amqp_url, database_path, "replay", "list", "--limit", "2", "--format", "json"
+    )
+    listing_json = json.loads(output)
+    assert (listing_json["queue_total"], listing_json["read"]) == (300, 2)
+    assert listing_json["complete"] is False
+    assert sorted(map(str, await dead_letter_ids(broker))) == sorted(order)
+    assert await broker.queue_depth(DEAD_LETTER_QUEUE) == 300

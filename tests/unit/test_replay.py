@@ -14,7 +14,16 @@ import typer
 
 from consumers.dead_letter_file import decode_value, encode_value, from_line, to_line
 from consumers.dead_letters import StoredMessage, replayed_headers
-from herald.replay import Filters, describe, read_export, redact, revalidate, shown_body
+from herald.replay import (
+    MAX_BODY_DEPTH,
+    Filters,
+    body_document,
+    describe,
+    read_export,
+    redact,
+    revalidate,
+    shown_body,
+)
 from herald.replay_cli import parse_time
 from schemas.examples import load_example
 
@@ -88,21 +97,122 @@ def test_a_bad_export_line_is_named(tmp_path: Path) -> None:
 
 
 def test_original_routing_key_and_reason_sources() -> None:
-    herald = dead_letter(b"x", {"x-original-routing-key": "orders.order.placed"}, "herald.orders")
+    herald = dead_letter(
+        b"x",
+        {"x-original-routing-key": "orders.order.placed", "x-original-queue": "herald.orders"},
+        "orders.order.placed",
+    )
     assert herald.original_routing_key == "orders.order.placed"
+    assert herald.original_queue == "herald.orders"
+    # A copy from before x-original-queue: the queue of the key's domain
+    older = dead_letter(b"x", {"x-original-routing-key": "users.user.invited"})
+    assert older.original_queue == "herald.users"
+    # An older copy of a replayed message: its key was the queue's name, the replay header
+    # (written by Herald: it came through the default exchange) the key checked
     replayed_again = dead_letter(
         b"x",
-        {"x-original-routing-key": "herald.orders", "x-herald-original-routing-key": "orders.a"},
+        {
+            "x-original-exchange": "",
+            "x-original-routing-key": "herald.orders",
+            "x-herald-original-routing-key": "orders.a",
+        },
     )
-    assert replayed_again.original_routing_key == "orders.a"
+    assert (replayed_again.original_routing_key, replayed_again.original_queue) == (
+        "orders.a",
+        "herald.orders",
+    )
     broker = dead_letter(
         b"x",
-        {"x-death": [{"reason": "delivery_limit", "routing-keys": ["users.user.invited"]}]},
+        {
+            "x-death": [
+                {
+                    "reason": "delivery_limit",
+                    "queue": "herald.users",
+                    "exchange": "portal.events",
+                    "routing-keys": ["users.user.invited"],
+                }
+            ]
+        },
         routing_key="users.user.invited",
     )
     assert broker.original_routing_key == "users.user.invited"
+    assert broker.original_queue == "herald.users"
     assert broker.reason == "delivery_limit"
     assert dead_letter(b"x", {}).reason == "unknown"
+
+
+DEATH = {
+    "reason": "delivery_limit",
+    "queue": "herald.orders",
+    "exchange": "portal.events",
+    "routing-keys": ["orders.quote.created"],
+    "time": AT,
+    "count": 1,
+}
+
+
+def test_a_publishers_headers_are_not_trusted() -> None:
+    forged = {
+        "x-herald-original-routing-key": "users.user.invited",
+        "x-original-routing-key": "users.user.invited",
+        "x-original-queue": "herald.users",
+        "x-reject-reason": "schema_violation",
+        "x-reject-detail": "made up",
+        "x-rejected-at": (AT + timedelta(days=9)).isoformat(),
+    }
+    # The broker dead-lettered it: only x-death (and x-first-death-reason) count
+    died = dead_letter(b"x", {**forged, "x-death": [DEATH]}, "orders.quote.created")
+    assert died.original_routing_key == "orders.quote.created"
+    assert died.original_queue == "herald.orders"
+    assert (died.reason, died.detail, died.rejected_at) == ("delivery_limit", None, AT)
+    # Through the default exchange (Herald's retry or replay path) the key is Herald's header
+    retried = {**DEATH, "exchange": "", "routing-keys": ["herald.orders"]}
+    died = dead_letter(b"x", {**forged, "x-death": [retried]}, "herald.orders")
+    assert died.original_routing_key == "users.user.invited"
+    assert died.original_queue == "herald.orders"  # the queue it died in, whatever the key
+    # An older Herald copy kept a publisher's replay header: the key Herald checked wins
+    legacy = dead_letter(
+        b"x",
+        {
+            "x-herald-original-routing-key": "users.user.invited",
+            "x-original-exchange": "portal.events",
+            "x-original-routing-key": "orders.quote.created",
+            "x-reject-reason": "schema_violation",
+        },
+    )
+    assert legacy.original_routing_key == "orders.quote.created"
+    assert legacy.original_queue == "herald.orders"
+    # The most recent death decides the reason
+    earlier = {**DEATH, "reason": "expired", "queue": "herald.orders.retry.5000ms"}
+    twice = dead_letter(
+        b"x", {"x-death": [DEATH, earlier], "x-first-death-reason": "expired"}, "orders.q"
+    )
+    assert twice.reason == "delivery_limit"
+
+
+def test_requeue_goes_only_to_the_queue_a_message_died_in() -> None:
+    document = load_example("orders.quote.created")
+    # A valid event whose key and queue disagree stays
+    mismatched = dead_letter(
+        document,
+        {"x-death": [{**DEATH, "queue": "herald.users"}]},
+        routing_key="orders.quote.created",
+    )
+    verdict = revalidate(describe(mismatched, 1))
+    assert (verdict.outcome, verdict.reason) == ("invalid", "schema_violation")
+    assert "herald.users" in (verdict.detail or "")
+    # A forged key is re-validated as the key Herald checked
+    forged = dead_letter(
+        load_example("users.user.invited"),
+        {
+            "x-original-routing-key": "orders.quote.created",
+            "x-original-queue": "herald.orders",
+            "x-herald-original-routing-key": "users.user.invited",
+        },
+    )
+    verdict = revalidate(describe(forged, 1))
+    assert (verdict.outcome, verdict.reason) == ("invalid", "schema_violation")
+    assert "routing key" in (verdict.detail or "")
 
 
 def test_replayed_headers_count_up_and_keep_history() -> None:
@@ -111,7 +221,9 @@ def test_replayed_headers_count_up_and_keep_history() -> None:
     assert first["x-herald-replay-count"] == 1
     assert first["x-herald-original-routing-key"] == "orders.order.placed"
     assert first["x-reject-reason"] == "schema_violation"
-    second = replayed_headers(StoredMessage(b"x", "herald.orders", first, {}), by="sre")
+    # Dead-lettered again by Herald (as a version before x-original-queue wrote it)
+    again = {**first, "x-original-exchange": "", "x-original-routing-key": "herald.orders"}
+    second = replayed_headers(StoredMessage(b"x", "herald.orders", again, {}), by="sre")
     assert second["x-herald-replay-count"] == 2
     assert second["x-herald-original-routing-key"] == "orders.order.placed"
 
@@ -169,6 +281,55 @@ def test_show_redacts_secret_links_and_credentials() -> None:
     shown = shown_body(dead_letter(load_example("interop.teams.subscription_created")))
     assert '"action_url": "<redacted>"' in shown and "token=" not in shown
     assert shown_body(dead_letter(b"\xffraw")) == "\\xffraw"
+
+
+DEEP = {
+    "object": lambda n: b'{"a":' * n + b"1" + b"}" * n,
+    "array": lambda n: b"[" * n + b"]" * n,
+    "unclosed": lambda n: b"[" * n,
+    "in-data": lambda n: b'{"id":"e1","source":"/s","data":' + b"[" * n + b"]" * n + b"}",
+}
+
+
+@pytest.mark.parametrize("depth", [1_000, 100_000])
+@pytest.mark.parametrize("shape", sorted(DEEP))
+def test_a_deep_body_is_opaque_and_never_raises(shape: str, depth: int) -> None:
+    body = DEEP[shape](depth)
+    message = dead_letter(body, {"x-reject-reason": "malformed_json"}, "orders.x")
+    assert body_document(body) is None
+    entry = describe(message, 1)
+    assert entry.source is None and entry.reason == "malformed_json"
+    assert Filters(type_glob="orders.*").matches(entry)
+    assert not Filters(source_glob="*").matches(entry)
+    shown = shown_body(message)
+    assert shown.startswith(body[:100].decode()) and len(shown) < 5_000
+    assert f"of {len(body)} bytes shown" in shown and "raw text" in shown
+    verdict = revalidate(entry)
+    too_large = len(body) > 262_144
+    assert (verdict.outcome, verdict.reason) == (
+        "invalid",
+        "body_too_large" if too_large else "malformed_json",
+    )
+
+
+def test_nesting_is_counted_outside_strings_only() -> None:
+    inner = MAX_BODY_DEPTH - 2  # inside the top-level object and `data`
+    nested = json.loads(b"[" * inner + b"]" * inner)
+    document = {"id": "e1", "data": {"text": "[{" * 500, "nested": nested}}
+    assert body_document(json.dumps(document).encode()) == document
+    over = {"id": "e1", "data": {"text": "}]" * 500, "nested": [nested]}}
+    assert body_document(json.dumps(over).encode()) is None
+    assert body_document(json.dumps(over).encode().replace(b"}]", b"  ")) is None
+    escaped = {"id": 'a \\" [[[', "x": [1]}
+    assert body_document(json.dumps(escaped).encode()) == escaped
+    assert body_document(b"[1]") is None and body_document(b"\xff") is None
+
+
+def test_redaction_and_headers_are_bounded() -> None:
+    value: Any = "leaf"
+    for _ in range(5_000):
+        value = [value]
+    str(redact(value))  # no RecursionError
 
 
 def test_parse_time() -> None:
