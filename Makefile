@@ -17,9 +17,11 @@ lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/mypy
 
-## The whole suite: lint, types, unit and integration tests against the real services.
+## The whole suite: lint, types, unit and integration tests against the real services, then
+## the fault scenarios (tests/faults: real processes, private RabbitMQ nodes), several at once.
 test: setup services lint
-	.venv/bin/pytest
+	.venv/bin/pytest --ignore=tests/faults
+	.venv/bin/pytest tests/faults -n 4
 
 bench: setup services
 	.venv/bin/python -m pip install -q -e ".[dev,bench]"

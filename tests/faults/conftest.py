@@ -42,19 +42,35 @@ def fresh_postgres() -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture
-def report(capsys: pytest.CaptureFixture[str]) -> Callable[..., None]:
-    """Print a scenario's counts line (and any extra measurements) past pytest's capture."""
+def report(request: pytest.FixtureRequest) -> Callable[..., None]:
+    """Record a scenario's counts line (and any extra measurements); every line is printed in
+    the terminal summary, also from xdist workers (it travels in the test's report)."""
 
     def show(name: str, counts: Counts, *extra: str) -> None:
-        with capsys.disabled():
-            print("\n" + counts.line(name) + "".join(f" {item}" for item in extra))
+        line = counts.line(name) + "".join(f" {item}" for item in extra)
+        request.node.user_properties.append(("fault scenario", line))
 
     return show
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = [
+        f"{value}  [{report.outcome}]"
+        for reports in terminalreporter.stats.values()
+        for report in reports
+        if getattr(report, "when", None) == "call"
+        for key, value in getattr(report, "user_properties", ())
+        if key in ("fault scenario", "private node")
+    ]
+    if lines:
+        terminalreporter.section("fault scenarios")
+        for line in lines:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 async def private_broker(
-    unused_tcp_port_factory: Callable[[], int], capsys: pytest.CaptureFixture[str]
+    unused_tcp_port_factory: Callable[[], int], request: pytest.FixtureRequest
 ) -> AsyncIterator[MakeBroker]:
     """Start a private RabbitMQ node (tests/faults/broker_node.py) for faults that hit a whole
     broker: `await private_broker(config=[...], advanced="...")`. Stopped and deleted after."""
@@ -66,8 +82,12 @@ async def private_broker(
         )
         nodes.append(node)
         await node.start()
-        with capsys.disabled():
-            print(f"\nprivate RabbitMQ node {node.name} started in {node.started_in:.1f} s")
+        request.node.user_properties.append(
+            (
+                "private node",
+                f"private RabbitMQ node {node.name} started in {node.started_in:.1f} s",
+            )
+        )
         return node
 
     yield make

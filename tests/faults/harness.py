@@ -41,6 +41,7 @@ class Mail:
     recipient: str
     notification: str
     message_id: str
+    content: str = ""  # the whole message as received
 
 
 @dataclass
@@ -63,6 +64,7 @@ class Mailbox:
     idle_timeout: float = 300.0  # seconds before the server closes an idle connection
     connections: int = 0
     timed_out: int = 0  # connections the server closed for idleness
+    sessions: list[SMTP] = field(default_factory=list)
 
     def start(self) -> None:
         handler = _Handler(self)
@@ -81,14 +83,30 @@ class Mailbox:
 
     def stop(self) -> None:
         if self.controller is not None:
+            # Close the connections still open (a client stuck mid-conversation), so the
+            # server's loop does not end with live transports.
+            loop = self.controller.loop
+            for session in self.sessions:
+                if session.transport is not None:
+                    loop.call_soon_threadsafe(session.transport.close)
             self.controller.stop()
             self.controller = None
+            self.sessions.clear()
 
 
 class _Smtp(SMTP):
     def __init__(self, mailbox: Mailbox, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.mailbox = mailbox
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        self.mailbox.sessions.append(self)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        super().connection_lost(error)
+        if self in self.mailbox.sessions:
+            self.mailbox.sessions.remove(self)
 
     async def _handle_client(self) -> None:
         self.mailbox.connections += 1
@@ -145,7 +163,10 @@ class _Handler:
         for recipient in envelope.rcpt_tos:
             self.mailbox.received.append(
                 Mail(
-                    recipient, fields.get("X-Herald-Notification", ""), fields.get("Message-ID", "")
+                    recipient,
+                    fields.get("X-Herald-Notification", ""),
+                    fields.get("Message-ID", ""),
+                    content,
                 )
             )
 
