@@ -144,6 +144,13 @@ class BrokerNode:
             return (self.directory / "console.log").read_text(errors="replace")[-2000:]
         return ""
 
+    def log_text(self) -> str:
+        """The node's own log files, read as root."""
+        return "".join(
+            path.read_text(errors="replace")
+            for path in sorted((self.directory / "log").glob("*.log"))
+        )
+
     def beam_pid(self) -> int:
         return int((self.directory / "pid").read_text().strip())
 
