@@ -213,8 +213,8 @@ async def test_consumer_timeout_shorter_than_a_slow_send(
 @pytest.mark.xfail(
     strict=True,
     reason="row 9: after a broker-side basic.cancel (queue deleted and redeclared) Herald "
-    "neither delivers the new events nor exits; /readyz stays 200, herald_consumers_ready 1 "
-    "(consumers/amqp.py does not handle the broker's cancel)",
+    "neither delivers the new events nor exits: the broker shows its consumer on the new queue "
+    "holding every new message unacked, /readyz stays 200 and herald_consumers_ready 1",
 )
 async def test_broker_cancels_the_consumer(
     vhost_url: str,
@@ -234,7 +234,10 @@ async def test_broker_cancels_the_consumer(
         sqlite_url(tmp_path),
         tmp_path,
         port,
-        HERALD_QUEUE_WATCH_INTERVAL_SECONDS="1",
+        # The queue watch's passive declare, landing between the delete and the redeclare,
+        # closes the channel (404) and its robust restore consumes again by accident (seen
+        # once under load): keep it out of the window so the scenario is deterministic.
+        HERALD_QUEUE_WATCH_INTERVAL_SECONDS="120",
     )
     try:
         run = run_id()
@@ -266,18 +269,20 @@ async def test_broker_cancels_the_consumer(
         ready_gauge = await metric(herald, "herald_consumers_ready")
         assert herald.process is not None
         exited = herald.process.returncode
+        status = (
+            f"noticed={said} after={time.monotonic() - begun:.1f}s exit={exited} "
+            f"readyz={ready_code} consumers_ready={ready_gauge} orders_consumers={consumers}"
+        )
+        if not said:
+            counts = account(before + after, mailbox)
+            report("broker cancels the consumer (queue deleted, redeclared)", counts, status)
+            raise AssertionError(f"silent stall: {status}")
         if exited is not None or ready_code != 200:  # the supervisor restarts it
             await stop_herald(herald)
             herald = await start_herald(vhost_url, mailbox, sqlite_url(tmp_path), tmp_path, port)
         await wait_for_mail(mailbox, len(before) + len(after), timeout=30)
         counts = account(before + after, mailbox)
-        report(
-            "broker cancels the consumer (queue deleted, redeclared)",
-            counts,
-            f"noticed={said} after={time.monotonic() - begun:.1f}s exit={exited} "
-            f"readyz={ready_code} consumers_ready={ready_gauge} orders_consumers={consumers}",
-        )
-        assert said, "silent stall: consumer gone, /readyz green, process alive"
+        report("broker cancels the consumer (queue deleted, redeclared)", counts, status)
         assert_no_loss(counts)
     finally:
         await stop_herald(herald)
@@ -357,6 +362,9 @@ async def test_event_loop_blocked_by_heavy_renders(
     """Row 15: 12 orders of 1,000 lines each (bodies near the 256 KiB limit), two emails each,
     through a proxy with heartbeat 2 s. The loop's worst stall is measured from outside (the
     latency of /healthz, served on the same loop); the broker connection must survive."""
+    # Built first: the proxy runs on this test's loop, which must not stall under Herald
+    events = order_events(12, run_id(), lines=1000)
+    expected = expected_emails(events)
     path = urlsplit(vhost_url).path
     url = f"amqp://guest:guest@127.0.0.1:{proxy_to_broker.port}{path}?heartbeat=2"
     mailbox = Mailbox(unused_tcp_port_factory())
@@ -378,8 +386,6 @@ async def test_event_loop_blocked_by_heavy_renders(
     connections = proxy_to_broker.connections_made  # Herald's, once it is ready
     sampler = asyncio.create_task(sample())
     try:
-        events = order_events(12, run_id(), lines=1000)
-        expected = expected_emails(events)
         started = time.monotonic()
         await publish(vhost_url, events)
         await poll(lambda: len(mailbox.received) >= sum(expected.values()), 120)
