@@ -17,7 +17,7 @@ used: it rejects without requeue on any exception, cancellation included.
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import contextlib
 import logging
 import random
 import time
@@ -44,6 +44,13 @@ from consumers.copies import (
     retry_copy,
 )
 from consumers.delivery import InboundMessage
+from consumers.poison import (
+    MAX_ATTEMPTS_ALONE,
+    AttemptLog,
+    Isolation,
+    delivery_count,
+    identity,
+)
 from consumers.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
@@ -116,13 +123,25 @@ class _DomainLink:
     queue: AbstractQueue
     dead_letter_exchange: AbstractExchange
     consumer_tag: str | None = None
+    cancelled_by_broker: bool = False
+    on_cancel: Callable[[], None] | None = None
+    isolation: Isolation = field(default_factory=Isolation)
+
+    def broker_cancelled(self, frame: Any) -> None:
+        """aiormq's callback for a broker's basic.cancel on the consume channel."""
+        if self.consumer_tag is not None and getattr(frame, "consumer_tag", None) == (
+            self.consumer_tag
+        ):
+            self.cancelled_by_broker = True
+            if self.on_cancel is not None:
+                self.on_cancel()
 
     @property
     def ready(self) -> bool:
         return (
             self.connection.connected.is_set()
             and not self.consume_channel.is_closed
-            and self.consumer_tag is not None
+            and (self.consumer_tag is not None or self.isolation.isolating)
         )
 
 
@@ -131,9 +150,15 @@ class DomainConsumers:
     one connection that declares the topology and samples the queues."""
 
     def __init__(
-        self, options: ConsumerOptions, handler: Handler, observer: ConsumerObserver
+        self,
+        options: ConsumerOptions,
+        handler: Handler,
+        observer: ConsumerObserver,
+        attempts: AttemptLog | None = None,
     ) -> None:
         self._options = options
+        self._attempts = attempts
+        self._stopping = False
         self._handler = handler
         self._observer = observer
         self._watch_connection: AbstractRobustConnection | None = None
@@ -144,6 +169,8 @@ class DomainConsumers:
         self._copy_failures: dict[str, int] = {}
         self._login: str | None = None
         self._pause_reasons: set[str] = set()
+        self._cancelled = asyncio.Event()
+        self._watchdog_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._login = URL(self._options.url).user
@@ -158,6 +185,7 @@ class DomainConsumers:
         await declare(watch_channel, self._options.retry_delays_ms)
         for domain in DOMAINS:
             self._links[domain] = await self._open_link(domain)
+        self._watchdog_task = asyncio.create_task(self._watchdog(), name="herald-consumer-watchdog")
         log.info("consuming", extra={"queues": sorted(queue_name(d) for d in self._links)})
 
     async def _open_link(self, domain: str) -> _DomainLink:
@@ -182,9 +210,51 @@ class DomainConsumers:
             dead_letter_exchange=await publish_channel.get_exchange(
                 DEAD_LETTER_EXCHANGE, ensure=False
             ),
+            on_cancel=self._cancelled.set,
         )
-        link.consumer_tag = await queue.consume(self._consumer_for(link), no_ack=False)
+        if not self._pause_reasons:
+            link.consumer_tag = await queue.consume(self._consumer_for(link), no_ack=False)
+        await self._watch_for_broker_cancel(link)
         return link
+
+    async def _watch_for_broker_cancel(self, link: _DomainLink) -> None:
+        """Hear the broker cancel the link's consumer (its queue deleted, a node gone). The
+        underlying channel changes on every reconnect, so the watchdog calls this again."""
+        if link.connection.connected.is_set() and not link.consume_channel.is_closed:
+            underlay = await link.consume_channel.get_underlay_channel()
+            underlay.on_consumer_cancel_callbacks.add(link.broker_cancelled)
+
+    async def _watchdog(self, interval_seconds: float = 1.0) -> None:
+        """Replace a domain's connection whose consumer the broker cancelled.
+
+        aio-pika restores such a consumer by itself, but deliveries that reach the client
+        before the consumer tag is back are dropped by aiormq and stay unacked on that channel
+        for good: the domain stalls while the broker shows a consumer. Closing the connection
+        returns them to the queue, and a new one consumes them."""
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._cancelled.wait(), interval_seconds)
+            self._cancelled.clear()
+            for domain, link in list(self._links.items()):
+                try:
+                    if link.cancelled_by_broker:
+                        await self._replace_link(domain, link)
+                    else:
+                        await asyncio.wait_for(self._watch_for_broker_cancel(link), 1)
+                except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+                    log.warning(
+                        "watchdog pass failed", extra={"domain": domain, "error": repr(exc)}
+                    )
+
+    async def _replace_link(self, domain: str, old: _DomainLink) -> None:
+        log.warning(
+            "the broker cancelled the consumer: reopening the domain's connection",
+            extra={"domain": domain},
+        )
+        old.consumer_tag = None
+        self._links[domain] = await self._open_link(domain)
+        self._observer.reconnected(domain)
+        await self._close(old.connection)
 
     async def queue_stats(self) -> dict[str, QueueStats]:
         """Depth and consumers of each domain queue and the DLQ, and the domain queues'
@@ -225,8 +295,13 @@ class DomainConsumers:
         if self._pause_reasons:
             return
         for link in self._links.values():
-            link.consumer_tag = await link.queue.consume(self._consumer_for(link), no_ack=False)
+            if not link.isolation.isolating:  # the last suspect out consumes again
+                await self._consume(link)
         log.warning("consuming resumed", extra={"reason": reason})
+
+    async def _consume(self, link: _DomainLink) -> None:
+        if link.consumer_tag is None and not self._pause_reasons and not self._stopping:
+            link.consumer_tag = await link.queue.consume(self._consumer_for(link), no_ack=False)
 
     async def _cancel_consumers(self) -> None:
         await asyncio.gather(*(self._cancel_consumer(link) for link in self._links.values()))
@@ -254,6 +329,10 @@ class DomainConsumers:
 
     async def stop(self, grace_seconds: float) -> None:
         """Stop taking deliveries, let in-flight ones finish within the grace, then close."""
+        self._stopping = True
+        if self._watchdog_task is not None:
+            self._watchdog_task.cancel()
+            await asyncio.gather(self._watchdog_task, return_exceptions=True)
         await self._cancel_consumers()
         if self._in_flight:
             _, pending = await asyncio.wait(set(self._in_flight), timeout=grace_seconds)
@@ -279,23 +358,49 @@ class DomainConsumers:
             # The work runs in a task of its own: aiormq cancels this callback when the channel
             # or connection closes, and a send in progress must finish and be recorded (the
             # redelivery then finds it done) rather than be cut off and sent again.
-            work = asyncio.create_task(self._settle(link, message))
+            if self._attempts is not None and delivery_count(message) > 0:
+                work = asyncio.create_task(self._settle_alone(link, message))
+            else:
+                work = asyncio.create_task(self._settle_ordinary(link, message))
             self._in_flight.add(work)
             work.add_done_callback(self._in_flight.discard)
             await asyncio.shield(work)
 
         return on_message
 
-    async def _settle(self, link: _DomainLink, message: AbstractIncomingMessage) -> None:
+    async def _settle_ordinary(self, link: _DomainLink, message: AbstractIncomingMessage) -> None:
+        async with link.isolation.ordinary():
+            await self._settle(link, message)
+
+    async def _settle_alone(self, link: _DomainLink, message: AbstractIncomingMessage) -> None:
+        """A redelivered message: processed alone, its attempt counted durably (see
+        `consumers.poison`)."""
+
+        async def stop_intake() -> None:
+            await self._cancel_consumer(link)
+
+        async def resume_intake() -> None:
+            await self._consume(link)
+
+        async with link.isolation.alone(stop_intake, resume_intake):
+            await self._settle(link, message, alone=True)
+
+    async def _settle(
+        self, link: _DomainLink, message: AbstractIncomingMessage, alone: bool = False
+    ) -> None:
         """The single ack point."""
         domain = link.domain
         self._observer.received(domain)
         self._queue_ages.taken(domain, message.timestamp)
         started = asyncio.get_running_loop().time()
         outcome = "interrupted"  # cancelled (shutdown): unacked, the broker redelivers it
-        crash_point("on_receive", message.message_id)
         inbound: InboundMessage | None = None
+        attempt: str | None = None
         try:
+            if alone and self._attempts is not None:
+                attempt = identity(link.queue.name, message)
+                await self._check_attempts(attempt)
+            crash_point("on_receive", message.message_id)
             check_header_size(message.headers)
             inbound = to_inbound(message, link.queue.name)
             handled = await self._handler(inbound)
@@ -329,6 +434,31 @@ class DomainConsumers:
         finally:
             self._observer.handled(domain, asyncio.get_running_loop().time() - started)
             self._observer.accounted(domain, outcome)
+            if attempt is not None and outcome != "interrupted":
+                await self._end_attempt(attempt)
+
+    async def _check_attempts(self, attempt: str) -> None:
+        """Count this attempt; refuse a message that ended the process too often."""
+        assert self._attempts is not None
+        try:
+            attempts = await self._attempts.begin(attempt)
+        except HeraldError:
+            raise
+        except Exception as exc:
+            raise TransientError(f"attempt log unavailable: {type(exc).__name__}") from exc
+        if attempts > MAX_ATTEMPTS_ALONE:
+            raise RejectedMessage(
+                "delivery_limit",
+                f"the process ended {attempts - 1} times while processing this message alone "
+                "(Herald's own count)",
+            )
+
+    async def _end_attempt(self, attempt: str) -> None:
+        assert self._attempts is not None
+        try:
+            await self._attempts.end(attempt)
+        except Exception as exc:  # a row left behind costs one extra count, if it ever returns
+            log.warning("could not end a delivery attempt", extra={"error": type(exc).__name__})
 
     async def _dead_letter(
         self,
@@ -338,8 +468,8 @@ class DomainConsumers:
         routing_key: str,
     ) -> str:
         domain = link.domain
-        identity = _identity(link.queue.name, message)
-        failures = self._copy_failures.get(identity, 0)
+        copy_key = identity(link.queue.name, message)
+        failures = self._copy_failures.get(copy_key, 0)
         copy = dead_letter_copy(
             message,
             rejection,
@@ -360,7 +490,7 @@ class DomainConsumers:
         except Exception as exc:
             # Not confirmed: never ack the original, it comes back and we try again.
             if not isinstance(exc, TimeoutError):  # a broker that is slow is not the copy's fault
-                self._remember_copy_failure(identity, failures + 1)
+                self._remember_copy_failure(copy_key, failures + 1)
             log.error(
                 "dead-letter publish failed, requeueing",
                 extra={
@@ -371,7 +501,7 @@ class DomainConsumers:
             )
             await self._requeue_after_backoff(domain, message)
             return "requeued"
-        self._copy_failures.pop(identity, None)
+        self._copy_failures.pop(copy_key, None)
         await _settle_quietly(message.ack())
         self._observer.dead_lettered(domain, rejection.reason)
         log.warning(
@@ -421,7 +551,7 @@ class DomainConsumers:
         return "retrying"
 
     async def _requeue_after_backoff(self, domain: str, message: AbstractIncomingMessage) -> None:
-        attempts = _delivery_count(message)
+        attempts = delivery_count(message)
         ceiling = min(
             self._options.requeue_max_seconds,
             self._options.requeue_base_seconds * (2 ** min(attempts, 16)),
@@ -430,13 +560,6 @@ class DomainConsumers:
         # reject, not nack: RabbitMQ 4.3+ counts only rejects toward x-delivery-limit.
         await _settle_quietly(message.reject(requeue=True))
         self._observer.requeued(domain)
-
-
-def _identity(queue: str, message: AbstractIncomingMessage) -> str:
-    """Names a message across its redeliveries: its id, else a digest of its body."""
-    if message.message_id:
-        return f"{queue} {message.message_id}"
-    return f"{queue} sha256:{hashlib.sha256(message.body).hexdigest()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -518,11 +641,6 @@ async def _settle_quietly(settlement: Awaitable[None]) -> None:
         log.warning("could not settle delivery", extra={"error": repr(exc)})
 
 
-def _delivery_count(message: AbstractIncomingMessage) -> int:
-    count = (message.headers or {}).get("x-delivery-count", 0)
-    return count if isinstance(count, int) else 0
-
-
 def _printable(value: str | None) -> str | None:
     return None if value is None else value[:255].encode("ascii", "replace").decode()
 
@@ -542,7 +660,7 @@ def to_inbound(message: AbstractIncomingMessage, queue: str) -> InboundMessage:
         message_id=message.message_id,
         queue=queue,
         redelivered=bool(message.redelivered),
-        delivery_count=_delivery_count(message),
+        delivery_count=delivery_count(message),
         received_at=time.monotonic(),
     )
 

@@ -135,10 +135,16 @@ async def declare(
 
 
 async def declare_domain_queue(channel: AbstractChannel, domain: str) -> AbstractQueue:
-    """Declare (idempotently) one domain queue on `channel`, as `declare` does: a robust channel
-    re-declares it on every reconnect, before consuming again."""
-    spec = next(spec for spec in layout().queues if spec.domain == domain)
-    return await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+    """Declare (idempotently) one domain queue and its binding on `channel`, as `declare` does
+    (the exchange must exist): a robust channel re-declares both on every reconnect, before
+    consuming again, and a queue an operator deleted comes back whole."""
+    wanted = layout()
+    spec = next(spec for spec in wanted.queues if spec.domain == domain)
+    queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
+    for binding in wanted.bindings:
+        if binding.queue == spec.name:
+            await queue.bind(binding.exchange, routing_key=binding.routing_key)
+    return queue
 
 
 def definitions(

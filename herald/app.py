@@ -28,6 +28,7 @@ from herald.pipeline import Pipeline
 from herald.reminders import ReminderScheduler
 from herald.settings import ConfigFile, Settings, load_config_file
 from herald.thresholds import ThresholdAlerts
+from ledger.attempts import DeliveryAttempts
 from ledger.queue_marks import QueueMarks
 from ledger.schedules import ScheduleStore
 from ledger.store import SqlLedger
@@ -270,6 +271,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         ),
         handler=pipeline.handle,
         observer=metrics,
+        attempts=DeliveryAttempts(ledger),
     )
     service = Service(
         settings=settings,

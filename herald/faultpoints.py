@@ -4,7 +4,8 @@ contains `<text>`). Unset, every check is one comparison against None.
 
 Points, in the order a delivery meets them:
 
-    on_receive    the consumer took the delivery, nothing else happened (a poison message)
+    on_receive    the consumer took the delivery (and counted a redelivered one's attempt),
+                  nothing else happened: a poison message
     after_claim   the ledger holds the delivery's claim, nothing was sent
     after_250     the mail server answered 250, the ledger has not recorded it
     after_record  the ledger recorded the email as sent, the event is not marked processed

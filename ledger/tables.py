@@ -136,3 +136,14 @@ queue_marks = Table(
     Column("queue", String(255), primary_key=True),
     Column("oldest_at", DateTime(timezone=True), nullable=False),
 )
+
+# Redelivered messages taken alone (`consumers.amqp`, the poison guard): a row is written before
+# such a message is processed and deleted after; a row left behind means the process ended
+# while it held that message, and `attempts` counts how often.
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("identity", String(600), primary_key=True),
+    Column("attempts", Integer, nullable=False),
+    Column("last_attempt_at", DateTime(timezone=True), nullable=False),
+)

@@ -210,13 +210,25 @@ async def test_consumer_timeout_shorter_than_a_slow_send(
         mailbox.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="row 9: after a broker-side basic.cancel (queue deleted and redeclared) Herald "
-    "neither delivers the new events nor exits: the broker shows its consumer on the new queue "
-    "holding every new message unacked, /readyz stays 200 and herald_consumers_ready 1",
+@pytest.mark.parametrize(
+    "redeclare_after",
+    [
+        pytest.param(1.0, id="redeclared-after-1s"),
+        pytest.param(
+            0.0,
+            id="redeclared-at-once",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="RabbitMQ 3.10: a quorum queue deleted and redeclared within milliseconds "
+                "sends no basic.cancel; the channel keeps a ghost consumer on the new queue that "
+                "holds every new message unacked without delivering it. No AMQP frame tells the "
+                "client; only a restart (or the broker closing the channel) frees them.",
+            ),
+        ),
+    ],
 )
 async def test_broker_cancels_the_consumer(
+    redeclare_after: float,
     vhost_url: str,
     tmp_path: Path,
     unused_tcp_port_factory: Callable[[], int],
@@ -249,6 +261,7 @@ async def test_broker_cancels_the_consumer(
         async with connection:
             channel = await connection.channel()
             await channel.queue_delete(queue_name("orders"))
+            await asyncio.sleep(redeclare_after)  # an operator's pace, or a script's
             await declare(channel, retry_delays_ms=RETRY_DELAYS_MS)
         await publish(vhost_url, after)
 
