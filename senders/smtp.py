@@ -4,7 +4,8 @@ Herald's tree at this boundary, and tenacity retries for transient failures.
 Outcome classes (RABBITMQ-NOTES.md): connection errors, timeouts and 4xx replies are transient;
 5xx replies are permanent; 530/535 mean our credentials are wrong, which is our fault and not the
 message's, so they are transient here (the message must never be failed for it). Credentials set
-against a server that offers no AUTH are the same kind of configuration fault.
+against a server that offers no AUTH, and required STARTTLS against a server that offers none
+(a misconfiguration, or a stripped EHLO), are the same kind of configuration fault.
 """
 
 from __future__ import annotations
@@ -34,12 +35,19 @@ AUTHENTICATION_CODES = frozenset({530, 535})
 # aiosmtplib's words when credentials are set and the server's EHLO lists no AUTH: a bare
 # SMTPException, no reply code.
 _AUTH_NOT_OFFERED = "AUTH extension is not supported"
+_STARTTLS_NOT_OFFERED = "STARTTLS extension not supported"
 
 
 class SmtpAuthNotOffered(SmtpAuthenticationError):
     """Credentials are configured but the server offers no AUTH (wrong port, a relay that
     expects TLS first, or credentials meant for another server): a configuration fault, handled
     as a refused login (consuming pauses until a login succeeds)."""
+
+
+class SmtpStartTlsNotOffered(SmtpAuthenticationError):
+    """TLS is required (`HERALD_SMTP_STARTTLS=true`) but the server offers no STARTTLS: nothing
+    may go out in plaintext, and no message is at fault; handled as a refused login (consuming
+    pauses until the server offers STARTTLS again)."""
 
 
 class AmbiguousSendError(TransientSendError):
@@ -186,6 +194,21 @@ class SmtpSender:
             )
             return SmtpAuthNotOffered(
                 f"SMTP server {options.host}:{options.port} offers no AUTH but credentials are set"
+            )
+        if (
+            options.starttls
+            and isinstance(exc, aiosmtplib.SMTPException)
+            and _STARTTLS_NOT_OFFERED in str(exc)
+        ):
+            log.error(
+                "STARTTLS is required but %s:%d does not offer it: nothing is sent in plaintext "
+                "(check HERALD_SMTP_HOST, HERALD_SMTP_PORT and HERALD_SMTP_STARTTLS, or whether "
+                "something between Herald and the server strips STARTTLS)",
+                options.host,
+                options.port,
+            )
+            return SmtpStartTlsNotOffered(
+                f"SMTP server {options.host}:{options.port} offers no STARTTLS but TLS is required"
             )
         return TransientSendError(f"SMTP connection failed: {type(exc).__name__}")
 

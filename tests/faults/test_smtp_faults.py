@@ -4,23 +4,24 @@ connections, offers no STARTTLS, or refuses one recipient of several."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
 from ledger.store import SqlLedger
 from tests.faults.harness import (
+    HeraldProcess,
     Mailbox,
     account,
     account_expected,
     assert_no_loss,
     dead_letters,
     expected_emails,
+    metric,
     order_events,
     poll,
     publish,
-    queue_depth,
     quote_events,
     run_id,
     sqlite_url,
@@ -128,26 +129,29 @@ async def test_starttls_required_but_not_offered(
     report: Callable[..., None],
 ) -> None:
     """Row 23: HERALD_SMTP_STARTTLS=true against a server that does not offer STARTTLS (a
-    stripped EHLO): nothing is sent in plaintext, and nothing is dead-lettered or failed."""
+    stripped EHLO): nothing is sent in plaintext, nothing is dead-lettered or failed, and
+    Herald says so: consuming pauses (a configuration fault, like a refused login), /readyz is
+    red, the events wait in their queue."""
     mailbox = Mailbox(unused_tcp_port_factory())
     mailbox.start()
+    port = unused_tcp_port_factory()
     herald = await start_herald(
         vhost_url,
         mailbox,
         sqlite_url(tmp_path),
         tmp_path,
-        unused_tcp_port_factory(),
+        port,
         HERALD_SMTP_STARTTLS="true",
     )
     try:
         events = quote_events(10, run_id())
         await publish(vhost_url, events)
-        # Herald tried (connections were made), and every event went to the retry queues
-        assert await poll(lambda: mailbox.connections >= 4, 30)
-        assert await poll(
-            lambda: queue_depth(vhost_url, "herald.orders.retry.1000ms"),  # second attempt
-            30,
-        )
+        # Herald tried, found no STARTTLS, and paused: /readyz red, the auth/configuration
+        # fault counted, consuming paused
+        assert await poll(lambda: mailbox.connections >= 1, 30)
+        assert await poll(_readyz_is(herald, 503), 30), "/readyz stayed green"
+        assert await metric(herald, "herald_consuming_paused") == 1
+        assert (await metric(herald, "herald_smtp_auth_failures_total") or 0) >= 1
         counts = account(events, mailbox)
         report(
             "STARTTLS required, server offers none",
@@ -156,10 +160,19 @@ async def test_starttls_required_but_not_offered(
         )
         assert mailbox.received == [], "no plaintext email"
         assert await dead_letters(vhost_url) == []
-        assert counts.lost == len(events)  # waiting in the retry queues, not lost
+        assert counts.lost == len(events)  # waiting in the broker, not lost
+        log = (tmp_path / f"herald-{port}.log").read_text()
+        assert "STARTTLS is required but 127.0.0.1" in log
     finally:
         await stop_herald(herald)
         mailbox.stop()
+
+
+def _readyz_is(herald: HeraldProcess, status: int) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return await herald.readyz() == status
+
+    return check
 
 
 async def test_one_recipient_of_several_refused(
