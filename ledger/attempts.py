@@ -26,9 +26,7 @@ class DeliveryAttempts:
 
         async def work(connection: AsyncConnection) -> int:
             found = await connection.execute(
-                select(delivery_attempts.c.attempts).where(
-                    delivery_attempts.c.identity == identity
-                )
+                select(delivery_attempts.c.attempts).where(delivery_attempts.c.identity == identity)
             )
             previous = found.scalar_one_or_none()
             if previous is None:
