@@ -311,8 +311,10 @@ class DomainConsumers:
         if tag is None:
             return
         try:
-            # Bounded: on a connection that is being restored the cancel would wait for it.
-            await link.queue.cancel(tag, timeout=self._options.stop_timeout_seconds)
+            # Bounded as a whole: on a connection that is being restored, the cancel waits for
+            # the channel before its own timeout even starts (a broker that is away would
+            # keep SIGTERM waiting for ever).
+            await asyncio.wait_for(link.queue.cancel(tag), self._options.stop_timeout_seconds)
         except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
             log.warning("cancel failed", extra={"domain": link.domain, "error": repr(exc)})
 

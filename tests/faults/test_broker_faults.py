@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
@@ -417,5 +418,49 @@ async def test_event_loop_blocked_by_heavy_renders(
     finally:
         done.set()
         sampler.cancel()
+        await stop_herald(herald)
+        mailbox.stop()
+
+
+async def test_sigterm_while_the_broker_is_away_exits_promptly(
+    private_broker: MakeBroker,
+    tmp_path: Path,
+    unused_tcp_port_factory: Callable[[], int],
+    report: Callable[..., None],
+) -> None:
+    """Row 11 with the broker gone (issue 16: after a connection kept failing, `herald run`
+    ignored SIGTERM for 15 s and had to be killed): every broker operation of the shutdown
+    (cancel, close) is bounded, so SIGTERM ends the process within the grace plus those
+    bounds, with exit code 0, and nothing is lost once a Herald runs again."""
+    broker = await private_broker()
+    mailbox = Mailbox(unused_tcp_port_factory())
+    mailbox.start()
+    port = unused_tcp_port_factory()
+    herald = await start_herald(broker.url, mailbox, sqlite_url(tmp_path), tmp_path, port)
+    try:
+        events = quote_events(30, run_id())
+        await publish(broker.url, events[:15])
+        await wait_for_mail(mailbox, 15, timeout=60)
+        # Given the broker gone while Herald runs (its connections keep failing to come back)
+        await broker.ctl("stop_app")
+        await asyncio.sleep(3)
+        # When Herald is told to stop
+        begun = time.monotonic()
+        assert herald.process is not None
+        herald.process.send_signal(signal.SIGTERM)
+        code = await asyncio.wait_for(herald.process.wait(), 40)
+        took = time.monotonic() - begun
+        # Then it exits 0 well within its grace (10 s) plus the bounded broker operations
+        assert code == 0
+        assert took < 20, f"SIGTERM took {took:.1f} s"
+        # ... and nothing is lost once the broker and a Herald are back
+        await broker.ctl("start_app")
+        await publish(broker.url, events[15:])
+        herald = await start_herald(broker.url, mailbox, sqlite_url(tmp_path), tmp_path, port)
+        await wait_for_mail(mailbox, len(events), timeout=60)
+        counts = account(events, mailbox)
+        report("SIGTERM while the broker is away", counts, f"exit={code} took={took:.1f}s")
+        assert_no_loss(counts)
+    finally:
         await stop_herald(herald)
         mailbox.stop()
