@@ -259,13 +259,15 @@ async def test_ack_lost_after_the_send(
         unused_tcp_port_factory(),
     )
     try:
-        # Given Herald consuming through a proxy that will swallow its next three acks
-        proxy.drop_on_amqp_ack(3)
+        # Given Herald consuming through a proxy that swallows its next ack, three times over
         events = quote_events(60, run_id())
-        # When events arrive, are sent, and their acks are lost with the connection
-        await publish(vhost_url, events)
-        await wait_for_mail(mailbox, len(events), timeout=90)
-        await poll(lambda: proxy.acks_dropped == 3 and ready(herald), 30)
+        for wave in range(3):
+            proxy.drop_on_amqp_ack(1)
+            # When events arrive, are sent, and an ack is lost with its connection
+            await publish(vhost_url, events[wave * 20 : (wave + 1) * 20])
+            await wait_for_mail(mailbox, (wave + 1) * 20, timeout=90)
+            assert await poll(lambda n=wave + 1: proxy.acks_dropped == n, 60)
+            assert await poll(lambda: ready(herald), 60)
         await asyncio.sleep(2)  # the redeliveries of the unacked events settle
         # Then each email arrived exactly once
         counts = account(events, mailbox)
