@@ -27,5 +27,8 @@ bench: setup services
 	.venv/bin/python -m pip install -q -e ".[dev,bench]"
 	PATH="$(CURDIR)/.venv/bin:$$PATH" .venv/bin/python bench/run.py --profile
 
+## The soak (bench/soak.py, FAULTS.md row 40): 10 minutes of load and random faults on a private
+## RabbitMQ node, then PASS (exit 0) or FAIL (exit 1). Not part of `make test`;
+## `make soak SOAK_ARGS=--quick` is a 90-second check, SOAK_ARGS takes any bench/soak.py flag.
 soak: setup services
-	.venv/bin/python bench/soak.py
+	.venv/bin/python bench/soak.py $(SOAK_ARGS)
