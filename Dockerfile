@@ -4,12 +4,11 @@
 #   docker run --rm -e HERALD_AMQP_URL=amqp://... -p 9464:9464 herald:dev          # herald run
 #   docker run --rm herald:dev topology declare                                    # other commands
 #
-# The source tree stays at /app and herald is installed in editable mode: the renderers load
-# templates from <renderers package>/../templates (renderers/environment.py), so /app/templates
-# must sit next to /app/renderers. A regular (non-editable) install would put the packages in
-# site-packages, where no templates/ directory exists.
+# The builder builds Herald's wheel and installs it, not editable, into /opt/venv; the runtime
+# stage copies only that venv: no source tree, the templates and other data come from the
+# wheel (package data, found with importlib.resources).
 
-# --- builder: a venv with the runtime dependencies and herald (editable, pointing at /app) ----
+# --- builder: a venv with the runtime dependencies and the herald wheel -------------------
 FROM python:3.11-slim AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -18,7 +17,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-WORKDIR /app
+WORKDIR /src
 
 # Runtime dependencies only ([project.dependencies]; not the dev or bench extras), in their own
 # layer so that a source change does not reinstall them.
@@ -27,14 +26,11 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
         > /tmp/requirements.txt \
     && pip install --no-cache-dir -r /tmp/requirements.txt
 
-COPY catalog/ ./catalog/
-COPY consumers/ ./consumers/
-COPY herald/ ./herald/
-COPY ledger/ ./ledger/
-COPY renderers/ ./renderers/
-COPY schemas/ ./schemas/
-COPY senders/ ./senders/
-RUN pip install --no-cache-dir --no-deps -e /app \
+# The rooms (linked into herald/ as herald.consumers, ...) and the templates; .dockerignore
+# keeps tests, bench, docs and deploy out.
+COPY . .
+RUN pip wheel --no-cache-dir --no-deps -w /wheels . \
+    && pip install --no-cache-dir --no-deps /wheels/herald-*.whl \
     && pip check
 
 # --- runtime -------------------------------------------------------------------------------
@@ -55,18 +51,6 @@ RUN groupadd --system --gid 10001 herald \
     && install -d -o herald -g herald -m 0750 /var/lib/herald
 
 COPY --from=builder /opt/venv /opt/venv
-
-# Only what runs; owned by root, read-only for herald. Same paths as in the builder, which the
-# editable install in /opt/venv points at.
-COPY pyproject.toml /app/pyproject.toml
-COPY catalog/ /app/catalog/
-COPY consumers/ /app/consumers/
-COPY herald/ /app/herald/
-COPY ledger/ /app/ledger/
-COPY renderers/ /app/renderers/
-COPY schemas/ /app/schemas/
-COPY senders/ /app/senders/
-COPY templates/ /app/templates/
 
 # Writable working directory (a SQLite ledger, HERALD_DATABASE_URL=sqlite:///herald.db, lands
 # here; use a volume to keep it).

@@ -25,11 +25,11 @@ from pathlib import Path
 
 import aio_pika
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from consumers.topology import EVENTS_EXCHANGE, declare  # noqa: E402
-from schemas.examples import load_example  # noqa: E402
+from herald.consumers.topology import EVENTS_EXCHANGE, declare  # noqa: E402
+from herald.schemas.examples import load_example  # noqa: E402
 
 SMTP_SINK_PORT = 2525
 HTTP_PORT = 9470

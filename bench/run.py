@@ -41,14 +41,14 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import drain  # noqa: E402
 
-from consumers.topology import EVENTS_EXCHANGE  # noqa: E402
-from schemas.examples import load_example  # noqa: E402
+from herald.consumers.topology import EVENTS_EXCHANGE  # noqa: E402
+from herald.schemas.examples import load_example  # noqa: E402
 
 PYTHON = str(ROOT / ".venv/bin/python")
 HERALD = str(ROOT / ".venv/bin/herald")

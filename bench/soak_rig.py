@@ -16,7 +16,7 @@ import aio_pika
 from aio_pika.abc import AbstractExchange, AbstractRobustConnection
 from soak_mail import MailService
 
-from consumers.topology import EVENTS_EXCHANGE
+from herald.consumers.topology import EVENTS_EXCHANGE
 from tests.faults.broker_node import BrokerNode
 from tests.faults.harness import HeraldProcess
 from tests.faults.proxy import TcpProxy

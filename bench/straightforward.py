@@ -29,19 +29,19 @@ from typing import Any
 
 import aiosmtplib
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from catalog.plan import plan_event  # noqa: E402
-from catalog.registry import load_catalog  # noqa: E402
-from consumers.delivery import InboundMessage  # noqa: E402
-from herald.settings import Settings  # noqa: E402
-from renderers.branding import BrandConfig  # noqa: E402
-from renderers.email import EmailRenderer  # noqa: E402
-from renderers.environment import Templates  # noqa: E402
-from renderers.styles import EmailStyles  # noqa: E402
-from schemas.decode import decode  # noqa: E402
-from schemas.envelope import Event  # noqa: E402
+from herald.catalog.plan import plan_event  # noqa: E402
+from herald.catalog.registry import load_catalog  # noqa: E402
+from herald.consumers.delivery import InboundMessage  # noqa: E402
+from herald.renderers.branding import BrandConfig  # noqa: E402
+from herald.renderers.email import EmailRenderer  # noqa: E402
+from herald.renderers.environment import Templates  # noqa: E402
+from herald.renderers.styles import EmailStyles  # noqa: E402
+from herald.schemas.decode import decode  # noqa: E402
+from herald.schemas.envelope import Event  # noqa: E402
+from herald.service.settings import Settings  # noqa: E402
 
 CATALOG = load_catalog()
 SETTINGS = Settings()
@@ -169,7 +169,7 @@ async def run_faststream(args: argparse.Namespace) -> float:
 async def run_floor(args: argparse.Namespace) -> float:
     import aio_pika
 
-    from senders.smtp import SmtpOptions, SmtpSender
+    from herald.senders.smtp import SmtpOptions, SmtpSender
 
     smtp = SmtpSender(SmtpOptions(port=args.smtp_port, pool_size=8))
     done = asyncio.Event()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog.spec import NotificationSpec
+from herald.catalog.spec import NotificationSpec
 
 SPECS = [
     NotificationSpec(

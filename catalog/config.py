@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from schemas.scalars import Email, Url
+from herald.schemas.scalars import Email, Url
 
 Category = Literal[
     "orders",

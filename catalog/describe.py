@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.spec import Catalog, NotificationSpec
+from herald.catalog.spec import Catalog, NotificationSpec
 
 PRODUCTS = {"marketplace": "marketplace", "partner_portal": "partner portal"}
 

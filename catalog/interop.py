@@ -3,7 +3,7 @@ alerts are threshold notifications (section 5)."""
 
 from __future__ import annotations
 
-from catalog.spec import NotificationSpec
+from herald.catalog.spec import NotificationSpec
 
 SPECS = [
     NotificationSpec(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.recipients import ORDER_GROUP
-from catalog.spec import NotificationSpec
+from herald.catalog.recipients import ORDER_GROUP
+from herald.catalog.spec import NotificationSpec
 
 
 def _marketplace(data: Any) -> bool:

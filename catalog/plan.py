@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from catalog.config import WebhookTarget
-from catalog.recipients import Directory, Recipient, resolve, resolve_webhooks
-from catalog.spec import Catalog, NotificationSpec
-from schemas.envelope import Event
+from herald.catalog.config import WebhookTarget
+from herald.catalog.recipients import Directory, Recipient, resolve, resolve_webhooks
+from herald.catalog.spec import Catalog, NotificationSpec
+from herald.schemas.envelope import Event
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.config import CATEGORIES, CategoryRecipients, WebhookTarget
+from herald.catalog.config import CATEGORIES, CategoryRecipients, WebhookTarget
 
 _CONFIG_ROLE = re.compile(r"^config\((?P<category>[a-z_]+)\)$")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from catalog import catalog_domain, interop, orders, subscriptions, users
-from catalog.recipients import is_known_role
-from catalog.spec import Catalog, NotificationSpec
+from herald.catalog import catalog_domain, interop, orders, subscriptions, users
+from herald.catalog.recipients import is_known_role
+from herald.catalog.spec import Catalog, NotificationSpec
 
 ALL_SPECS: list[NotificationSpec] = [
     *orders.SPECS,

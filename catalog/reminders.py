@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from catalog.spec import NotificationSpec, ReminderSeries
+from herald.catalog.spec import NotificationSpec, ReminderSeries
 
 
 def path_value(data: Any, path: str) -> Any:

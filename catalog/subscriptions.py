@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from catalog.recipients import RENEWAL_GROUP
-from catalog.spec import NotificationSpec, ReminderSeries
+from herald.catalog.recipients import RENEWAL_GROUP
+from herald.catalog.spec import NotificationSpec, ReminderSeries
 
 TRIAL_EVENTS = ("subscriptions.trial.started", "subscriptions.trial.extended")
 SUBSCRIPTION_EVENTS = (

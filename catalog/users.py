@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from catalog.spec import NotificationSpec, ReminderSeries
+from herald.catalog.spec import NotificationSpec, ReminderSeries
 
 PORTAL_ACCOUNT_SERIES = ReminderSeries(
     entity="user.id",

@@ -37,21 +37,21 @@ from aio_pika.abc import (
 from aiormq.exceptions import AMQPError
 from yarl import URL
 
-from consumers.copies import ORIGINAL_ROUTING_KEY_HEADER as ORIGINAL_ROUTING_KEY_HEADER
-from consumers.copies import (
+from herald.consumers.copies import ORIGINAL_ROUTING_KEY_HEADER as ORIGINAL_ROUTING_KEY_HEADER
+from herald.consumers.copies import (
     check_header_size,
     dead_letter_copy,
     retry_copy,
 )
-from consumers.delivery import InboundMessage
-from consumers.poison import (
+from herald.consumers.delivery import InboundMessage
+from herald.consumers.poison import (
     MAX_ATTEMPTS_ALONE,
     AttemptLog,
     Isolation,
     delivery_count,
     identity,
 )
-from consumers.topology import (
+from herald.consumers.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     DEFAULT_RETRY_DELAYS_MS,

@@ -17,7 +17,7 @@ import aio_pika
 from aio_pika.abc import AbstractIncomingMessage
 from pamqp.encode import field_table
 
-from consumers.header_decoding import MAX_NESTING
+from herald.consumers.header_decoding import MAX_NESTING
 from herald.errors import RejectedMessage
 
 # A header table larger than this (encoded) is bad input in itself (`headers_too_large`): a copy

@@ -14,7 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from consumers.dead_letters import StoredMessage
+from herald.consumers.dead_letters import StoredMessage
 
 FORMAT = "herald-dead-letter/1"
 

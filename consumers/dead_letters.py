@@ -14,7 +14,7 @@ header, so a copy Herald wrote (no `x-death`) is read through Herald's headers, 
 broker dead-lettered (`x-death`) through the broker's.
 
 This module knows AMQP only; filtering, validation and auditing are the caller's
-(`herald.replay`).
+(`herald.tools.replay`).
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from consumers.amqp import ORIGINAL_ROUTING_KEY_HEADER, rejection_time
-from consumers.topology import (
+from herald.consumers.amqp import ORIGINAL_ROUTING_KEY_HEADER, rejection_time
+from herald.consumers.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     DOMAINS,

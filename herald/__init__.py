@@ -1,6 +1,13 @@
-"""Herald's wiring: settings, metrics, the pipeline composition, the HTTP endpoints and the CLI.
+"""Herald, the notification service of the marketplace and partner portal.
 
-This package is the only place that builds and connects the stages
-(consumers -> schemas -> catalog -> renderers -> senders, with the ledger beside them).
-`herald.errors` is the one leaf module every stage may import.
+This package is the ground floor and the index of the rooms (README, "Layout"). `errors` and
+`faultpoints` import nothing of Herald, so every room may stand on them. The rooms live at the
+top of the repository and are linked here, so that installed they are one import name:
+
+    consumers -> schemas -> catalog -> renderers -> senders   the stages, data flows one way
+    ledger                                                     beside the stages
+    workflow                                                   pipeline, reminders, thresholds
+    tools                                                      replay, preview, gallery, ...
+    service                                                    the wiring: settings, app, CLI, HTTP
+    templates                                                  the emails (package data)
 """

@@ -12,8 +12,8 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.store import SqlLedger
-from ledger.tables import delivery_attempts
+from herald.ledger.store import SqlLedger
+from herald.ledger.tables import delivery_attempts
 
 
 class DeliveryAttempts:

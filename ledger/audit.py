@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.store import SqlLedger, as_utc
-from ledger.tables import replay_audit
+from herald.ledger.store import SqlLedger, as_utc
+from herald.ledger.tables import replay_audit
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,8 +10,8 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.store import SqlLedger, as_utc
-from ledger.tables import deliveries
+from herald.ledger.store import SqlLedger, as_utc
+from herald.ledger.tables import deliveries
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.store import SqlLedger, as_utc
-from ledger.tables import queue_marks
+from herald.ledger.store import SqlLedger, as_utc
+from herald.ledger.tables import queue_marks
 
 
 class QueueMarks:

@@ -18,9 +18,9 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from catalog.reminders import Plan, Row
-from ledger.store import SqlLedger, as_utc
-from ledger.tables import entity_states, reminders, threshold_alerts
+from herald.catalog.reminders import Plan, Row
+from herald.ledger.store import SqlLedger, as_utc
+from herald.ledger.tables import entity_states, reminders, threshold_alerts
 
 
 @dataclass(frozen=True, slots=True)

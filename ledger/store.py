@@ -22,12 +22,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import String
 
-from ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
-from ledger.engine import create_engine, sqlite_file, sqlite_sync_engine
-from ledger.health import LedgerHealth, LedgerUnavailable
+from herald.ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
+from herald.ledger.engine import create_engine, sqlite_file, sqlite_sync_engine
+from herald.ledger.health import LedgerHealth, LedgerUnavailable
 
 __all__ = ["LedgerUnavailable", "SqlLedger"]
-from ledger.tables import deliveries, metadata, processed_events
+from herald.ledger.tables import deliveries, metadata, processed_events
 
 Clock = Callable[[], datetime]
 # The advisory lock that serialises schema creation across replicas (any constant bigint).

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StringConstraints
 
-from schemas.scalars import Email, Url
+from herald.schemas.scalars import Email, Url
 
 BrandName = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Colour = Annotated[str, StringConstraints(pattern=r"^#[0-9a-fA-F]{6}$")]

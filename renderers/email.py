@@ -13,13 +13,13 @@ from email.headerregistry import Address
 from email.utils import format_datetime
 from typing import Any
 
-from catalog.plan import Delivery
-from renderers.branding import Brand, BrandConfig
-from renderers.environment import Templates
-from renderers.headers import MAX_SUBJECT, clean_header_text
-from renderers.mime import build_alternative, encode_address, encode_text_header
-from renderers.styles import EmailStyles
-from schemas.envelope import Event
+from herald.catalog.plan import Delivery
+from herald.renderers.branding import Brand, BrandConfig
+from herald.renderers.environment import Templates
+from herald.renderers.headers import MAX_SUBJECT, clean_header_text
+from herald.renderers.mime import build_alternative, encode_address, encode_text_header
+from herald.renderers.styles import EmailStyles
+from herald.schemas.envelope import Event
 
 
 @dataclass(frozen=True, slots=True)

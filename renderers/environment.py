@@ -1,9 +1,10 @@
 """The jinja2 environments and the per-locale template sets.
 
-HTML is autoescaped, text and subjects are not; StrictUndefined for both. Templates live in the
-repository's `templates/` folder, one folder per notification id (`subject.txt`, `body.txt`,
-`body.html`, in English) with a subfolder per further locale (`de/subject.txt`, ...), beside the
-shared `layouts/`. A recipient's locale picks the first set of its fallback chain
+HTML is autoescaped, text and subjects are not; StrictUndefined for both. Templates are package
+data (`herald/templates`, the repository's `templates/` folder), one folder per notification id
+(`subject.txt`, `body.txt`, `body.html`, in English) with a subfolder per further locale
+(`de/subject.txt`, ...), beside the shared `layouts/`. A recipient's locale picks the first set
+of its fallback chain
 (`de-AT` -> `de` -> `en`). Sets are compiled once and cached, each with a content hash (its
 version, recorded in the ledger with every email); templates never come from event data.
 """
@@ -12,17 +13,20 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import jinja2
 
 from herald.errors import ConfigurationError
-from renderers import formatting
-from renderers.locales import DEFAULT_LOCALE, canonical, fallback_chain
+from herald.renderers import formatting
+from herald.renderers.locales import DEFAULT_LOCALE, canonical, fallback_chain
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
-DEFAULT_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# Package data (herald/templates), found through importlib.resources: from a wheel as from the
+# checkout, never by a path relative to this file.
+DEFAULT_TEMPLATES_DIR = Path(str(resources.files("herald") / "templates"))
 LAYOUTS = "layouts"
 STYLESHEET = "layouts/email.css"
 

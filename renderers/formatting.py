@@ -16,7 +16,7 @@ from babel.dates import format_date as babel_date
 from babel.dates import format_time as babel_time
 from babel.numbers import format_currency, format_decimal
 
-from renderers.locales import DEFAULT_LOCALE, babel_locale
+from herald.renderers.locales import DEFAULT_LOCALE, babel_locale
 
 # The currency's ISO code after the amount, as the contract writes it, in every locale.
 _MONEY_PATTERN = "#,##0.00\u00a0¤¤"

@@ -13,7 +13,7 @@ from string import Template
 
 import css_inline
 
-from renderers.branding import Brand
+from herald.renderers.branding import Brand
 
 _DARK_TEXT = "#111827"
 _LIGHT_TEXT = "#ffffff"

@@ -10,8 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from catalog.plan import WebhookDelivery
-from schemas.envelope import Event
+from herald.catalog.plan import WebhookDelivery
+from herald.schemas.envelope import Event
 
 CONTENT_TYPE = "application/cloudevents+json"
 

@@ -6,9 +6,9 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
-from schemas.base import ContractModel
-from schemas.common import CatalogChange, Offer, Organization
-from schemas.scalars import Name
+from herald.schemas.base import ContractModel
+from herald.schemas.common import CatalogChange, Offer, Organization
+from herald.schemas.scalars import Name
 
 
 class CatalogChanged(ContractModel):

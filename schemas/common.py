@@ -6,8 +6,8 @@ from typing import Literal, Self
 
 from pydantic import Field, model_validator
 
-from schemas.base import ContractModel
-from schemas.scalars import (
+from herald.schemas.base import ContractModel
+from herald.schemas.scalars import (
     Currency,
     DecimalString,
     Email,

@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consumers.delivery import InboundMessage
+from herald.consumers.delivery import InboundMessage
 from herald.errors import RejectedMessage
-from schemas.base import ContractModel
-from schemas.envelope import DOMAINS, EVENT_TYPE_FORM, Envelope, Event, IgnoredEvent
-from schemas.registry import EVENT_SCHEMAS
+from herald.schemas.base import ContractModel
+from herald.schemas.envelope import DOMAINS, EVENT_TYPE_FORM, Envelope, Event, IgnoredEvent
+from herald.schemas.registry import EVENT_SCHEMAS
 
 MAX_BODY_BYTES = 262_144
 CONTENT_TYPE = "application/cloudevents+json"

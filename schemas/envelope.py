@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import StringConstraints
 
-from schemas.base import ContractModel
-from schemas.scalars import Timestamp
+from herald.schemas.base import ContractModel
+from herald.schemas.scalars import Timestamp
 
 DOMAINS = ("orders", "subscriptions", "users", "interop", "catalog")
 # Use with `fullmatch`: `match` with `$` would accept a trailing newline.

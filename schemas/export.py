@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from schemas.base import ContractModel
+from herald.schemas.base import ContractModel
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 EXCHANGE = "portal.events"

@@ -6,9 +6,9 @@ from typing import Self
 
 from pydantic import model_validator
 
-from schemas.base import ContractModel
-from schemas.common import BillingPeriod, CustomerParties, InteropSubscription
-from schemas.scalars import Id, NonNegativeInt, Timestamp, Url
+from herald.schemas.base import ContractModel
+from herald.schemas.common import BillingPeriod, CustomerParties, InteropSubscription
+from herald.schemas.scalars import Id, NonNegativeInt, Timestamp, Url
 
 
 def _check_service(subscription: InteropSubscription, service: str) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from schemas.base import ContractModel
-from schemas.common import (
+from herald.schemas.base import ContractModel
+from herald.schemas.common import (
     CustomerParties,
     Error,
     Order,
@@ -15,7 +15,7 @@ from schemas.common import (
     Status,
     Subscription,
 )
-from schemas.scalars import Id, LongText
+from herald.schemas.scalars import Id, LongText
 
 
 class OrderPlaced(CustomerParties):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from schemas import catalog, interop, orders, subscriptions, users
-from schemas.base import ContractModel
+from herald.schemas import catalog, interop, orders, subscriptions, users
+from herald.schemas.base import ContractModel
 
 EVENT_SCHEMAS: dict[str, type[ContractModel]] = {
     **orders.EVENT_TYPES,

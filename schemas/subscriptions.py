@@ -6,8 +6,8 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, model_validator
 
-from schemas.base import ContractModel
-from schemas.common import (
+from herald.schemas.base import ContractModel
+from herald.schemas.common import (
     Change,
     ClassicSubscription,
     CustomerParties,
@@ -21,7 +21,7 @@ from schemas.common import (
     TeamRoom,
     Trial,
 )
-from schemas.scalars import Id, Timestamp
+from herald.schemas.scalars import Id, Timestamp
 
 DeactivationReason = Literal["trial_ended", "other"]
 

@@ -6,9 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from schemas.base import ContractModel
-from schemas.common import CustomerParties, Domain, Organization, Person, Status, Tenant
-from schemas.scalars import Currency, LongText, Name, Timestamp, Url
+from herald.schemas.base import ContractModel
+from herald.schemas.common import CustomerParties, Domain, Organization, Person, Status, Tenant
+from herald.schemas.scalars import Currency, LongText, Name, Timestamp, Url
 
 
 class UserInvited(ContractModel):

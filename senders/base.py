@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from renderers.email import OutgoingEmail
+from herald.renderers.email import OutgoingEmail
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import deque
 
 from herald.errors import HeraldError
-from renderers.email import OutgoingEmail
-from senders.base import SendResult
+from herald.renderers.email import OutgoingEmail
+from herald.senders.base import SendResult
 
 
 class MemorySender:

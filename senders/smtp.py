@@ -26,8 +26,8 @@ from tenacity import (
 )
 
 from herald.errors import PermanentSendError, SmtpAuthenticationError, TransientSendError
-from renderers.email import OutgoingEmail
-from senders.base import SendResult
+from herald.renderers.email import OutgoingEmail
+from herald.senders.base import SendResult
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from tenacity import (
 )
 
 from herald.errors import ConfigurationError, TransientError
-from renderers.webhook import CONTENT_TYPE, OutgoingWebhook
-from senders.base import SendResult
+from herald.renderers.webhook import CONTENT_TYPE, OutgoingWebhook
+from herald.senders.base import SendResult
 
 TIMEOUT_SECONDS = 10.0
 

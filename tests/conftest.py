@@ -24,7 +24,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from ledger.store import SqlLedger
+from herald.ledger.store import SqlLedger
 
 POSTGRES_ADMIN_DSN = os.environ.get(
     "HERALD_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -113,7 +113,7 @@ async def ledger(database_url: str) -> AsyncIterator[SqlLedger]:
 
 
 async def _truncate(store: SqlLedger) -> None:
-    from ledger.tables import deliveries, processed_events
+    from herald.ledger.tables import deliveries, processed_events
 
     async with store._engine.begin() as connection:
         await connection.execute(deliveries.delete())

@@ -11,18 +11,18 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from catalog.plan import Planned, plan_event
-from catalog.recipients import Directory
-from catalog.registry import load_catalog
-from catalog.spec import Catalog
-from consumers.delivery import InboundMessage
-from herald.preview import applies, render_preview
-from herald.settings import Settings
-from renderers.branding import BrandConfig
-from renderers.email import EmailRenderer, OutgoingEmail
-from renderers.environment import Templates
-from schemas.decode import decode
-from schemas.envelope import Event
+from herald.catalog.plan import Planned, plan_event
+from herald.catalog.recipients import Directory
+from herald.catalog.registry import load_catalog
+from herald.catalog.spec import Catalog
+from herald.consumers.delivery import InboundMessage
+from herald.renderers.branding import BrandConfig
+from herald.renderers.email import EmailRenderer, OutgoingEmail
+from herald.renderers.environment import Templates
+from herald.schemas.decode import decode
+from herald.schemas.envelope import Event
+from herald.service.settings import Settings
+from herald.tools.preview import applies, render_preview
 
 CONTENT_TYPE = "application/cloudevents+json"
 

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
-EXAMPLES_DIR = Path(__file__).resolve().parent
+EXAMPLES_DIR = Path(str(resources.files(__name__)))
 
 
 def example_names() -> list[str]:

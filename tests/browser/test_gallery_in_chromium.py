@@ -21,7 +21,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from herald.gallery import GalleryPage, build_gallery
+from herald.tools.gallery import GalleryPage, build_gallery
 from tests import support
 
 CHROMIUM = "/usr/bin/chromium"

@@ -27,8 +27,8 @@ import httpx
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope
 
-from consumers.topology import EVENTS_EXCHANGE
-from schemas.examples import load_example
+from herald.consumers.topology import EVENTS_EXCHANGE
+from herald.schemas.examples import load_example
 
 HERALD = str(Path(sys.executable).parent / "herald")
 
@@ -478,8 +478,8 @@ def _unique_addresses(value: Any, tag: str) -> None:
 
 def expected_emails(events: list[dict[str, Any]]) -> Counter[str]:
     """Who should get an email, by Herald's own catalog (no config file: no directory)."""
-    from catalog.plan import plan_event
-    from herald.app import build_catalog_and_templates
+    from herald.catalog.plan import plan_event
+    from herald.service.app import build_catalog_and_templates
     from tests.support import event_of
 
     catalog, _ = build_catalog_and_templates()

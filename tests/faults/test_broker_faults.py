@@ -19,7 +19,7 @@ import aio_pika
 import httpx
 import pytest
 
-from consumers.topology import DEAD_LETTER_EXCHANGE, declare, queue_name
+from herald.consumers.topology import DEAD_LETTER_EXCHANGE, declare, queue_name
 from tests.conftest import _rabbitmqctl
 from tests.faults.conftest import MakeBroker
 from tests.faults.harness import (

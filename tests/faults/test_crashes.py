@@ -12,8 +12,8 @@ from pathlib import Path
 import aio_pika
 import pytest
 
-from consumers.poison import MAX_ATTEMPTS_ALONE
-from consumers.topology import declare
+from herald.consumers.poison import MAX_ATTEMPTS_ALONE
+from herald.consumers.topology import declare
 from tests.conftest import _rabbitmqctl
 from tests.faults.harness import (
     HeraldProcess,

@@ -15,7 +15,7 @@ import aio_pika
 import httpx
 import pytest
 
-from consumers.topology import declare
+from herald.consumers.topology import declare
 from tests.conftest import _rabbitmqctl
 from tests.faults.conftest import MakeBroker
 from tests.faults.harness import (
@@ -176,7 +176,7 @@ async def test_smtp_550_is_recorded_not_retried(
         events = quote_events(100, run)
         await publish(vhost_url, events)
         await wait_for_mail(mailbox, len(events) - len(refused), timeout=60)
-        from ledger.store import SqlLedger
+        from herald.ledger.store import SqlLedger
 
         ledger = await SqlLedger.open(sqlite_url(tmp_path))
         failed = set()

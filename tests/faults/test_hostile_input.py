@@ -16,7 +16,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from consumers.topology import EVENTS_EXCHANGE
+from herald.consumers.topology import EVENTS_EXCHANGE
 from tests.faults.harness import (
     Mail,
     Mailbox,

@@ -14,7 +14,7 @@ from pathlib import Path
 import aio_pika
 import httpx
 
-from consumers.topology import DEAD_LETTER_QUEUE, queue_name
+from herald.consumers.topology import DEAD_LETTER_QUEUE, queue_name
 from tests.faults.harness import (
     Counts,
     HeraldProcess,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.store import SqlLedger
+from herald.ledger.store import SqlLedger
 from tests.faults.harness import (
     HeraldProcess,
     Mailbox,

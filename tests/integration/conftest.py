@@ -14,10 +14,16 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
-from consumers.topology import DEAD_LETTER_QUEUE, DOMAINS, EVENTS_EXCHANGE, declare, queue_name
-from herald.app import Service, build_service
-from herald.http import bound_port
-from herald.settings import Settings
+from herald.consumers.topology import (
+    DEAD_LETTER_QUEUE,
+    DOMAINS,
+    EVENTS_EXCHANGE,
+    declare,
+    queue_name,
+)
+from herald.service.app import Service, build_service
+from herald.service.http import bound_port
+from herald.service.settings import Settings
 from tests.conftest import SmtpServer
 from tests.support import sample_sum
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from herald.app import Service
-from schemas.examples import load_example
+from herald.schemas.examples import load_example
+from herald.service.app import Service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, wait_for_metric
 
@@ -194,7 +194,7 @@ async def test_service_keeps_working_after_bad_input(
 async def test_bad_input_stays_queued_until_its_dead_letter_copy_is_confirmed(
     amqp_url: str, smtp_server: SmtpServer, tmp_path: Any, broker: Broker
 ) -> None:
-    from herald.app import build_service
+    from herald.service.app import build_service
     from tests.integration.conftest import service_settings
 
     herald = await build_service(

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from herald.app import build_service
-from renderers.environment import Templates
-from schemas.examples import load_example
+from herald.renderers.environment import Templates
+from herald.schemas.examples import load_example
+from herald.service.app import build_service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, service_settings, wait_for_metric
 

@@ -20,9 +20,9 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
-from consumers.copies import MAX_HEADER_BYTES, header_bytes
-from herald.app import Service, build_service
-from schemas.examples import load_example
+from herald.consumers.copies import MAX_HEADER_BYTES, header_bytes
+from herald.schemas.examples import load_example
+from herald.service.app import Service, build_service
 from tests.conftest import SmtpServer, _rabbitmqctl
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
 

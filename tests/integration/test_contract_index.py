@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from markupsafe import escape as html_escape
 
-from herald.app import Service, build_service
-from schemas.examples import EXAMPLES_DIR, load_example
+from herald.schemas.examples import EXAMPLES_DIR, load_example
+from herald.service.app import Service, build_service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
 

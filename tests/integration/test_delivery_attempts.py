@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from ledger.attempts import DeliveryAttempts
-from ledger.store import SqlLedger
+from herald.ledger.attempts import DeliveryAttempts
+from herald.ledger.store import SqlLedger
 
 pytestmark = pytest.mark.integration
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import text
 
-from ledger.engine import create_engine
-from ledger.store import ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
-from ledger.tables import metadata
+from herald.ledger.engine import create_engine
+from herald.ledger.store import ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
+from herald.ledger.tables import metadata
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from ledger.store import LedgerUnavailable, SqlLedger
+from herald.ledger.store import LedgerUnavailable, SqlLedger
 from tests.conftest import POSTGRES_ADMIN_DSN
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from markupsafe import escape as html_escape
 
-from herald.app import Service
-from schemas.examples import load_example
+from herald.schemas.examples import load_example
+from herald.service.app import Service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, wait_for_metric
 

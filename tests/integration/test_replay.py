@@ -23,19 +23,19 @@ import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from consumers.topology import (
+from herald.consumers.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     DELIVERY_LIMIT,
     EVENTS_EXCHANGE,
     queue_name,
 )
-from herald.app import Service, build_service
-from herald.replay import Filters, list_dead_letters, requeue
-from ledger.audit import AuditLog
-from ledger.queue_marks import QueueMarks
-from ledger.store import SqlLedger
-from schemas.examples import load_example
+from herald.ledger.audit import AuditLog
+from herald.ledger.queue_marks import QueueMarks
+from herald.ledger.store import SqlLedger
+from herald.schemas.examples import load_example
+from herald.service.app import Service, build_service
+from herald.tools.replay import Filters, list_dead_letters, requeue
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
 

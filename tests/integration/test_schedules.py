@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from herald.app import Service, build_service
-from herald.preview import persons
-from renderers.formatting import format_date
-from schemas.examples import load_example
+from herald.renderers.formatting import format_date
+from herald.schemas.examples import load_example
+from herald.service.app import Service, build_service
+from herald.tools.preview import persons
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
 
@@ -169,8 +169,8 @@ async def test_two_replicas_on_one_postgresql_ledger_fire_each_reminder_once(
     broker: Broker,
     unused_tcp_port_factory: Callable[[], int],
 ) -> None:
-    from ledger.store import SqlLedger
-    from ledger.tables import metadata
+    from herald.ledger.store import SqlLedger
+    from herald.ledger.tables import metadata
 
     ledger = await SqlLedger.open(postgres_url)
     async with ledger._engine.begin() as connection:

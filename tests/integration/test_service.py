@@ -16,9 +16,9 @@ import httpx
 import pytest
 from aiormq.exceptions import ChannelPreconditionFailed
 
-from consumers.topology import DOMAINS, queue_name
-from herald.app import Service, build_service
-from schemas.examples import load_example
+from herald.consumers.topology import DOMAINS, queue_name
+from herald.schemas.examples import load_example
+from herald.service.app import Service, build_service
 from tests.conftest import SmtpServer, start_smtp_server
 from tests.integration.conftest import (
     Broker,

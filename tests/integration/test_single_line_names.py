@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from herald.app import Service
-from schemas.examples import load_example
+from herald.schemas.examples import load_example
+from herald.service.app import Service
 from tests import support
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker

@@ -11,8 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from herald.app import Service, build_service
-from schemas.examples import load_example
+from herald.schemas.examples import load_example
+from herald.service.app import Service, build_service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, http_port, metric, service_settings, wait_for_metric
 

@@ -10,8 +10,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from herald.errors import PermanentSendError, SmtpAuthenticationError, TransientSendError
-from renderers.email import OutgoingEmail
-from senders.smtp import SmtpOptions, SmtpSender
+from herald.renderers.email import OutgoingEmail
+from herald.senders.smtp import SmtpOptions, SmtpSender
 from tests.conftest import SmtpServer
 
 pytestmark = pytest.mark.integration
@@ -157,7 +157,7 @@ async def test_a_pooled_connection_closed_by_the_server_is_reopened(
 
 
 async def test_a_drop_during_data_is_not_retried_at_once(unused_tcp_port: int) -> None:
-    from senders.smtp import AmbiguousSendError
+    from herald.senders.smtp import AmbiguousSendError
 
     calls: list[int] = []
 
@@ -187,7 +187,7 @@ async def test_credentials_against_a_server_offering_no_auth_are_a_configuration
     """aiosmtplib raises a bare SMTPException ("The SMTP AUTH extension is not supported by
     this server"): retrying it as a connection failure would never end."""
     sender = sender_for(smtp_server, username="herald", password="secret-value")
-    with caplog.at_level("ERROR", logger="senders.smtp"):
+    with caplog.at_level("ERROR", logger="herald.senders.smtp"):
         with pytest.raises(SmtpAuthenticationError) as caught:
             await sender.send(email())
         with pytest.raises(SmtpAuthenticationError):

@@ -20,7 +20,7 @@ from typing import Any
 import aio_pika
 import pytest
 
-from consumers.topology import (
+from herald.consumers.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
     DOMAINS,

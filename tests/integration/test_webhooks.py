@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from herald.app import build_service
 from herald.errors import ConfigurationError
-from renderers.webhook import OutgoingWebhook
-from schemas.examples import load_example
-from senders.webhook import TransientWebhookError, WebhookSender, secret_variable
+from herald.renderers.webhook import OutgoingWebhook
+from herald.schemas.examples import load_example
+from herald.senders.webhook import TransientWebhookError, WebhookSender, secret_variable
+from herald.service.app import build_service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
 
@@ -145,7 +145,7 @@ async def test_catalog_change_reaches_email_and_webhook_once(
     )
     herald = await build_service(settings)
     # The config demands https; the test server speaks http on loopback.
-    herald.pipeline.webhook_sender._client = _RewritingClient()  # type: ignore[union-attr]
+    herald.workflow.pipeline.webhook_sender._client = _RewritingClient()  # type: ignore[union-attr]
     hook_server.statuses.append(503)  # the first POST fails and is retried
     await herald.start()
     try:

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ledger.batcher import NORMAL, URGENT, GroupCommit, SyncBatches
-from ledger.engine import create_engine, sqlite_sync_engine
+from herald.ledger.batcher import NORMAL, URGENT, GroupCommit, SyncBatches
+from herald.ledger.engine import create_engine, sqlite_sync_engine
 
 
 @pytest.fixture(params=["async engine", "ledger thread"])

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from herald.cli import app
-from schemas.examples import example_names, load_example
-from schemas.registry import EVENT_SCHEMAS
+from herald.schemas.examples import example_names, load_example
+from herald.schemas.registry import EVENT_SCHEMAS
+from herald.service.cli import app
 
 CONTRACT = Path(__file__).resolve().parents[3] / "shared" / "contract"
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from herald.errors import RejectedMessage
-from schemas.decode import MAX_BODY_BYTES, decode
-from schemas.envelope import Event, IgnoredEvent
-from schemas.examples import load_example
+from herald.schemas.decode import MAX_BODY_BYTES, decode
+from herald.schemas.envelope import Event, IgnoredEvent
+from herald.schemas.examples import load_example
 from tests.support import inbound
 
 

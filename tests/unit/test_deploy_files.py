@@ -6,19 +6,21 @@ to build the catalog and load every template."""
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import re
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from herald.app import build_catalog_and_templates
-from herald.settings import Settings, load_config_file
+from herald.service.app import build_catalog_and_templates
+from herald.service.settings import Settings, load_config_file
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -205,43 +207,67 @@ def test_the_image_is_multi_stage_slim_non_root_with_a_health_check() -> None:
     assert ".[dev" not in builder and "bench" not in builder
 
 
-def test_the_image_s_runtime_files_are_enough_to_run(tmp_path: Path) -> None:
-    """Copy exactly what the runtime stage copies from the build context to where it puts it,
-    and build the catalog and every template from that copy alone."""
-    for line in dockerfile_stages()[-1]:
-        if not line.startswith("COPY ") or "--from=" in line:
-            continue
-        source, target = line.split()[1:3]
-        destination = tmp_path / target.lstrip("/")
-        if (ROOT / source).is_dir():
-            shutil.copytree(
-                ROOT / source, destination, ignore=shutil.ignore_patterns("__pycache__")
+def test_the_image_installs_the_wheel_and_copies_nothing_else() -> None:
+    """The builder builds Herald's wheel and installs it (never editable); the runtime stage
+    copies only the builder's venv, so the image runs what the wheel holds (tests/integration/
+    test_wheel.py runs that wheel from a folder outside the checkout)."""
+    builder, runtime = dockerfile_stages()[0], dockerfile_stages()[-1]
+    assert any(line.startswith("RUN ") and "pip wheel" in line for line in builder)
+    (install,) = [line for line in builder if "/wheels/herald-" in line]
+    assert " -e " not in install and "--editable" not in install
+    copies = [line for line in runtime if line.startswith("COPY ")]
+    assert copies == ["COPY --from=builder /opt/venv /opt/venv"]
+
+
+def test_the_build_context_builds_a_complete_wheel(tmp_path: Path) -> None:
+    """What .dockerignore lets into the build context is enough for the wheel: every template
+    and the gallery's assets are in it."""
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text("utf-8").splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(directory: str, names: list[str]) -> set[str]:
+        relative = Path(directory).relative_to(ROOT)
+        return {
+            name
+            for name in names
+            if any(
+                fnmatch.fnmatch(str(relative / name), pattern.removeprefix("**/"))
+                or fnmatch.fnmatch(name, pattern.removeprefix("**/"))
+                for pattern in patterns
             )
-        else:
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ROOT / source, destination)
-    app = tmp_path / "app"
-    probe = (
-        "import herald.cli, renderers.environment as e\n"
-        "from herald.app import build_catalog_and_templates\n"
-        "from schemas.examples import example_names\n"
-        "catalog, _ = build_catalog_and_templates()\n"
-        "print(e.DEFAULT_TEMPLATES_DIR, herald.cli.__file__, len(list(catalog)), len(example_names()))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        }
+
+    context = tmp_path / "context"
+    shutil.copytree(ROOT, context, symlinks=True, ignore=ignored)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path / "dist"),
+            str(context),
+        ],
+        check=True,
+        timeout=240,
         cwd=tmp_path,
-        env={"PYTHONPATH": str(app), "PATH": "/usr/bin:/bin"},
     )
-    assert done.returncode == 0, done.stderr
-    templates_dir, cli_file, notifications, examples = done.stdout.split()
-    assert Path(templates_dir) == app / "templates"
-    assert Path(cli_file).is_relative_to(app)  # the copy, not the checkout, was imported
-    assert int(notifications) == len(list(build_catalog_and_templates()[0]))  # all 77
-    assert int(examples) == len(list((ROOT / "schemas/examples").glob("*.json")))
+    (wheel,) = (tmp_path / "dist").glob("herald-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    notifications = [spec.id for spec in build_catalog_and_templates()[0]]
+    for notification in notifications:
+        assert f"herald/templates/{notification}/body.html" in names, notification
+    assert "herald/templates/layouts/email.css" in names
+    assert "herald/tools/gallery_site/gallery.css" in names
+    assert "herald/service/cli.py" in names
+    assert not any(name.split("/")[0] in ("consumers", "schemas", "tests") for name in names)
 
 
 # Kubernetes ------------------------------------------------------------------------------------
@@ -342,7 +368,7 @@ def test_the_example_overlay_is_consistent() -> None:
 
 
 def test_keda_scales_the_deployment_on_exactly_the_five_domain_queues() -> None:
-    from consumers.topology import DOMAINS, queue_name
+    from herald.consumers.topology import DOMAINS, queue_name
 
     kinds = by_kind(kustomize(K8S / "overlays/example"))
     (scaled,) = kinds["ScaledObject"]

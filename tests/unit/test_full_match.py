@@ -9,12 +9,12 @@ import pytest
 from pydantic import TypeAdapter, ValidationError
 
 from herald.errors import RejectedMessage
-from renderers.branding import Colour
-from renderers.mime import encode_address
-from schemas.decode import decode
-from schemas.envelope import EventId, Source
-from schemas.examples import load_example
-from schemas.scalars import Currency, DecimalString, Email, Locale, Timestamp
+from herald.renderers.branding import Colour
+from herald.renderers.mime import encode_address
+from herald.schemas.decode import decode
+from herald.schemas.envelope import EventId, Source
+from herald.schemas.examples import load_example
+from herald.schemas.scalars import Currency, DecimalString, Email, Locale, Timestamp
 from tests.support import inbound
 
 VALID: list[tuple[Any, str]] = [

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from renderers.email import OutgoingEmail
-from schemas.examples import example_names, load_example
+from herald.renderers.email import OutgoingEmail
+from herald.schemas.examples import example_names, load_example
 from tests import support
 from tests.support import GOLDEN, assert_golden, golden_parts
 from tests.unit.test_templates import DIRECTORY

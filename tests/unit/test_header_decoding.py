@@ -7,8 +7,8 @@ from typing import Any
 
 from pamqp import decode, encode
 
-from consumers.copies import header_bytes
-from consumers.header_decoding import MAX_NESTING, TOO_DEEP
+from herald.consumers.copies import header_bytes
+from herald.consumers.header_decoding import MAX_NESTING, TOO_DEEP
 
 
 def nested(depth: int) -> dict[str, Any]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from renderers.headers import clean_header_text
-from schemas.examples import load_example
+from herald.renderers.headers import clean_header_text
+from herald.schemas.examples import load_example
 from tests import support
 
 ATTACKS = [
@@ -83,7 +83,7 @@ def test_message_id_is_derived_from_the_instance_key() -> None:
 def test_direct_mime_parses_back_to_the_same_headers_parts_and_text() -> None:
     from email import message_from_bytes, policy
 
-    from renderers.mime import build_alternative, encode_address, encode_text_header
+    from herald.renderers.mime import build_alternative, encode_address, encode_text_header
 
     subject = "Bestellbestätigung für Zoë Ångström – " + "sehr lange Zeile " * 8 + "€"
     text = "Grüße, Zoë!\n" + "ä" * 120 + "\nline with = sign and trailing space \nEnde"

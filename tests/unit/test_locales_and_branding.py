@@ -14,7 +14,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from herald.preview import (
+from herald.renderers.branding import BrandConfig
+from herald.renderers.email import OutgoingEmail
+from herald.renderers.environment import Templates
+from herald.renderers.formatting import format_date, format_datetime, format_money, format_number
+from herald.renderers.locales import canonical, fallback_chain
+from herald.renderers.styles import readable_on
+from herald.tools.preview import (
     PREVIEW_COPIES,
     event_from,
     example_for,
@@ -23,12 +29,6 @@ from herald.preview import (
     with_locale,
     with_partner,
 )
-from renderers.branding import BrandConfig
-from renderers.email import OutgoingEmail
-from renderers.environment import Templates
-from renderers.formatting import format_date, format_datetime, format_money, format_number
-from renderers.locales import canonical, fallback_chain
-from renderers.styles import readable_on
 from tests import support
 from tests.support import GOLDEN, assert_golden, golden_parts, parse
 

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.amqp import QueueAges, rejection_time
+from herald.consumers.amqp import QueueAges, rejection_time
 from herald.errors import (
     ConfigurationError,
     PermanentSendError,
@@ -21,12 +21,12 @@ from herald.errors import (
     error_class,
     retry_reason,
 )
-from herald.logs import JsonFormatter, mask
-from herald.metrics import Metrics
-from herald.pipeline import DeliveryBusy, DeliveryReport
-from ledger.store import LedgerUnavailable
-from senders.smtp import AmbiguousSendError
-from senders.webhook import TransientWebhookError
+from herald.ledger.store import LedgerUnavailable
+from herald.senders.smtp import AmbiguousSendError
+from herald.senders.webhook import TransientWebhookError
+from herald.service.logs import JsonFormatter, mask
+from herald.service.metrics import Metrics
+from herald.workflow.pipeline import DeliveryBusy, DeliveryReport
 from tests.support import sample_sum
 
 
@@ -155,7 +155,7 @@ def test_mask_hides_addresses_and_urls() -> None:
 def test_json_formatter_writes_one_parseable_object_with_fields_masked() -> None:
     record = logging.makeLogRecord(
         {
-            "name": "herald.pipeline",
+            "name": "herald.workflow.pipeline",
             "levelno": logging.WARNING,
             "levelname": "WARNING",
             "msg": "refused for %s",

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 
 from herald.errors import PermanentSendError, RejectedMessage, TransientSendError
-from herald.metrics import Metrics
-from herald.pipeline import DeliveryBusy, Pipeline
-from ledger.store import SqlLedger, as_utc
-from schemas.examples import load_example
-from senders.memory import MemorySender
+from herald.ledger.store import SqlLedger, as_utc
+from herald.schemas.examples import load_example
+from herald.senders.memory import MemorySender
+from herald.service.metrics import Metrics
+from herald.workflow.pipeline import DeliveryBusy, Pipeline
 from tests import support
 
 
@@ -140,8 +140,8 @@ async def test_permanent_failure_is_recorded_and_the_event_completes(
 async def test_a_delivery_leased_by_another_worker_is_retried_later(
     pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
 ) -> None:
-    from catalog.plan import plan_event
-    from ledger.store import NewDelivery
+    from herald.catalog.plan import plan_event
+    from herald.ledger.store import NewDelivery
 
     event = support.event_of(placed)
     first = plan_event(event, pipeline.catalog, {}).deliveries[0]
@@ -222,7 +222,7 @@ async def test_leases_of_deliveries_in_progress_are_renewed_until_settled(
     lease keeper extends them every third of a lease, and stops once they are settled."""
     from sqlalchemy import select
 
-    from ledger.tables import deliveries
+    from herald.ledger.tables import deliveries
 
     lease = timedelta(seconds=0.3)
     pipeline = Pipeline(

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from herald.cli import app
-from herald.gallery import GalleryPage, build_gallery
-from schemas.examples import load_example
+from herald.schemas.examples import load_example
+from herald.service.cli import app
+from herald.tools.gallery import GalleryPage, build_gallery
 from tests import support
 
 RUNNER = CliRunner()

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from catalog.config import CategoryRecipients
-from catalog.recipients import ORDER_GROUP, resolve
-from schemas.examples import load_example
+from herald.catalog.config import CategoryRecipients
+from herald.catalog.recipients import ORDER_GROUP, resolve
+from herald.schemas.examples import load_example
 from tests.support import event_of
 
 

@@ -13,15 +13,15 @@ from typing import Any
 
 import pytest
 
-from catalog.reminders import Row, still_due
-from herald.metrics import Metrics
-from herald.pipeline import Pipeline
-from herald.reminders import ReminderScheduler
-from ledger.schedules import ScheduleStore
-from ledger.store import SqlLedger
-from schemas.examples import load_example
-from schemas.registry import EVENT_SCHEMAS
-from senders.memory import MemorySender
+from herald.catalog.reminders import Row, still_due
+from herald.ledger.schedules import ScheduleStore
+from herald.ledger.store import SqlLedger
+from herald.schemas.examples import load_example
+from herald.schemas.registry import EVENT_SCHEMAS
+from herald.senders.memory import MemorySender
+from herald.service.metrics import Metrics
+from herald.workflow.pipeline import Pipeline
+from herald.workflow.reminders import ReminderScheduler
 from tests import support
 
 PLAN_ID = "plan-88120"
@@ -410,7 +410,7 @@ async def test_stored_state_keeps_no_secret_link(world: World, tmp_path: Path) -
 async def test_reminders_list_command_shows_each_status(world: World, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from herald.cli import app
+    from herald.service.cli import app
 
     world.clock.set("2026-03-20T09:00:00")
     await world.publish(plan_event(at="2026-03-20T09:00:00Z", expires="2026-03-31T00:00:00Z"))

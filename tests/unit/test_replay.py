@@ -12,9 +12,11 @@ from typing import Any
 import pytest
 import typer
 
-from consumers.dead_letter_file import decode_value, encode_value, from_line, to_line
-from consumers.dead_letters import StoredMessage, replayed_headers
-from herald.replay import (
+from herald.consumers.dead_letter_file import decode_value, encode_value, from_line, to_line
+from herald.consumers.dead_letters import StoredMessage, replayed_headers
+from herald.schemas.examples import load_example
+from herald.service.replay_cli import parse_time
+from herald.tools.replay import (
     MAX_BODY_DEPTH,
     Filters,
     body_document,
@@ -24,8 +26,6 @@ from herald.replay import (
     revalidate,
     shown_body,
 )
-from herald.replay_cli import parse_time
-from schemas.examples import load_example
 
 CONTENT_TYPE = "application/cloudevents+json"
 AT = datetime(2026, 12, 1, 10, 0, tzinfo=UTC)

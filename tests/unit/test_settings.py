@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from herald.errors import ConfigurationError
-from herald.settings import Settings, load_config_file
+from herald.service.settings import Settings, load_config_file
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "deploy" / "config" / "herald.example.yaml"
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter
 
-from schemas.examples import load_example
-from schemas.scalars import LongText, Name, ShortText
+from herald.schemas.examples import load_example
+from herald.schemas.scalars import LongText, Name, ShortText
 from tests import support
 
 SPOOF = "Jonas\n\nYour password was reset, click http://evil.example/reset"

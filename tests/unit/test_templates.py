@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from herald.preview import preview_directory
-from schemas.examples import example_names, load_example
+from herald.schemas.examples import example_names, load_example
+from herald.tools.preview import preview_directory
 from tests import support
 
 EXAMPLES = example_names()

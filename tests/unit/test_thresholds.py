@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from catalog.thresholds import OVERSUBSCRIPTION, USAGE, evaluate, usage_percent
-from herald.metrics import Metrics
-from herald.thresholds import ThresholdAlerts
-from ledger.schedules import ScheduleStore
-from ledger.store import SqlLedger
-from schemas.examples import load_example
+from herald.catalog.thresholds import OVERSUBSCRIPTION, USAGE, evaluate, usage_percent
+from herald.ledger.schedules import ScheduleStore
+from herald.ledger.store import SqlLedger
+from herald.schemas.examples import load_example
+from herald.service.metrics import Metrics
+from herald.workflow.thresholds import ThresholdAlerts
 from tests import support
 
 RECEIVED = datetime(2025, 6, 14, 12, 5, tzinfo=UTC)

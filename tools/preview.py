@@ -17,16 +17,16 @@ from email.message import EmailMessage
 from functools import cache
 from typing import Any
 
-from catalog.config import CATEGORIES, CategoryRecipients
-from catalog.plan import Delivery, instance_key
-from catalog.recipients import Directory, resolve
-from catalog.spec import Catalog, NotificationSpec
-from consumers.delivery import InboundMessage
+from herald.catalog.config import CATEGORIES, CategoryRecipients
+from herald.catalog.plan import Delivery, instance_key
+from herald.catalog.recipients import Directory, resolve
+from herald.catalog.spec import Catalog, NotificationSpec
+from herald.consumers.delivery import InboundMessage
 from herald.errors import ConfigurationError, RejectedMessage
-from renderers.email import EmailRenderer, OutgoingEmail
-from schemas.decode import decode
-from schemas.envelope import Event
-from schemas.examples import example_names, load_example
+from herald.renderers.email import EmailRenderer, OutgoingEmail
+from herald.schemas.decode import decode
+from herald.schemas.envelope import Event
+from herald.schemas.examples import example_names, load_example
 
 PREVIEW_COPIES = "copies@partner.example"
 

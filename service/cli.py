@@ -17,16 +17,16 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from consumers.amqp import connect_with_retry
-from consumers.topology import declare, definitions
-from herald.devsmtp import start_dev_smtp
+from herald.consumers.amqp import connect_with_retry
+from herald.consumers.topology import declare, definitions
 from herald.errors import ConfigurationError
-from herald.logs import configure_logging
-from herald.publish import publish_examples
-from herald.replay_cli import deliveries_app, replay_app
-from herald.settings import load_settings
-from ledger.schedules import ReminderListing
-from schemas.examples import example_names
+from herald.ledger.schedules import ReminderListing
+from herald.schemas.examples import example_names
+from herald.service.logs import configure_logging
+from herald.service.replay_cli import deliveries_app, replay_app
+from herald.service.settings import load_settings
+from herald.tools.devsmtp import start_dev_smtp
+from herald.tools.publish import publish_examples
 
 app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
 topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
@@ -58,7 +58,7 @@ def run(
     dev_smtp_port: Annotated[int, typer.Option(help="Port of the --dev-smtp sink.")] = 8025,
 ) -> None:
     """Consume all five domains, run the scheduler and serve /metrics, /healthz, /readyz."""
-    from herald.app import run_until_signalled
+    from herald.service.app import run_until_signalled
 
     controller = None
     if dev_smtp:
@@ -171,8 +171,8 @@ def catalog_command(
     ] = "table",
 ) -> None:
     """Every notification type: id, source, trigger, recipients, channel."""
-    from catalog.describe import describe
-    from catalog.registry import load_catalog
+    from herald.catalog.describe import describe
+    from herald.catalog.registry import load_catalog
 
     rows = describe(load_catalog())
     if output_format.lower() == "json":
@@ -203,9 +203,9 @@ ConfigOption = Annotated[
 
 def _renderer(config_path: Path | None) -> tuple[Any, Any, Any]:
     """The catalog, templates and email renderer, branded from the config file."""
-    from herald.app import build_catalog_and_templates
-    from herald.settings import load_config_file
-    from renderers.email import EmailRenderer
+    from herald.renderers.email import EmailRenderer
+    from herald.service.app import build_catalog_and_templates
+    from herald.service.settings import load_config_file
 
     settings = load_settings()
     config = load_config_file(config_path or settings.config)
@@ -229,7 +229,7 @@ def preview_command(
     config: ConfigOption = None,
 ) -> None:
     """Render one notification without sending it: its subject, text and HTML, and the .eml."""
-    from herald.preview import PreviewRequest, email_parts, find_spec, preview
+    from herald.tools.preview import PreviewRequest, email_parts, find_spec, preview
 
     try:
         document = None if event is None else json.loads(event.read_text("utf-8"))
@@ -273,7 +273,7 @@ def gallery_command(
     config: ConfigOption = None,
 ) -> None:
     """Render every notification type, in each locale it ships, into a static site."""
-    from herald.gallery import build_gallery
+    from herald.tools.gallery import build_gallery
 
     try:
         catalog, templates, renderer = _renderer(config)
@@ -287,9 +287,9 @@ def gallery_command(
 @schemas_app.command("export")
 def schemas_export(directory: Path) -> None:
     """Write one JSON Schema per event type and an AsyncAPI 3.0 document into DIRECTORY."""
-    from herald.app import herald_version
-    from schemas.export import export
-    from schemas.registry import EVENT_SCHEMAS
+    from herald.schemas.export import export
+    from herald.schemas.registry import EVENT_SCHEMAS
+    from herald.service.app import herald_version
 
     count = export(directory, EVENT_SCHEMAS, herald_version())
     console.print(f"wrote {count} event schemas and asyncapi.yaml to {directory}/")
@@ -323,8 +323,8 @@ def reminders_list(
 
 
 async def _reminder_rows(database_url: str, entity: str | None) -> list[ReminderListing]:
-    from ledger.schedules import ScheduleStore
-    from ledger.store import SqlLedger
+    from herald.ledger.schedules import ScheduleStore
+    from herald.ledger.store import SqlLedger
 
     ledger = await SqlLedger.open(database_url)
     try:

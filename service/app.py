@@ -17,27 +17,27 @@ from importlib.metadata import PackageNotFoundError, version
 
 from aiohttp import web
 
-from catalog.registry import load_catalog
-from catalog.spec import Catalog
-from consumers.amqp import ConsumerOptions, DomainConsumers
 from herald import faultpoints
+from herald.catalog.registry import load_catalog
+from herald.catalog.spec import Catalog
+from herald.consumers.amqp import ConsumerOptions, DomainConsumers
 from herald.errors import SmtpAuthenticationError, TransientError
-from herald.http import build_app, start_http
-from herald.metrics import Metrics
-from herald.pipeline import Pipeline
-from herald.reminders import ReminderScheduler
-from herald.settings import ConfigFile, Settings, load_config_file
-from herald.thresholds import ThresholdAlerts
-from ledger.attempts import DeliveryAttempts
-from ledger.queue_marks import QueueMarks
-from ledger.schedules import ScheduleStore
-from ledger.store import SqlLedger
-from renderers.email import EmailRenderer
-from renderers.environment import Templates
-from schemas.registry import EVENT_SCHEMAS
-from senders.base import Sender
-from senders.smtp import SmtpOptions, SmtpSender
-from senders.webhook import WebhookSender, load_secrets
+from herald.ledger.attempts import DeliveryAttempts
+from herald.ledger.queue_marks import QueueMarks
+from herald.ledger.schedules import ScheduleStore
+from herald.ledger.store import SqlLedger
+from herald.renderers.email import EmailRenderer
+from herald.renderers.environment import Templates
+from herald.schemas.registry import EVENT_SCHEMAS
+from herald.senders.base import Sender
+from herald.senders.smtp import SmtpOptions, SmtpSender
+from herald.senders.webhook import WebhookSender, load_secrets
+from herald.service.http import build_app, start_http
+from herald.service.metrics import Metrics
+from herald.service.settings import ConfigFile, Settings, load_config_file
+from herald.workflow.pipeline import Pipeline
+from herald.workflow.reminders import ReminderScheduler
+from herald.workflow.thresholds import ThresholdAlerts
 
 log = logging.getLogger(__name__)
 

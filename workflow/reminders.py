@@ -14,15 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from catalog.plan import Delivery, instance_key
-from catalog.recipients import Directory, resolve
-from catalog.reminders import Plan, Row, end, entity_ids, reconcile, still_due
-from catalog.spec import Catalog, NotificationSpec
-from herald.metrics import Metrics
-from ledger.schedules import DueReminder, ScheduleStore, StoredEvent
-from ledger.store import utc_now
-from schemas.base import ContractModel
-from schemas.envelope import Event
+from herald.catalog.plan import Delivery, instance_key
+from herald.catalog.recipients import Directory, resolve
+from herald.catalog.reminders import Plan, Row, end, entity_ids, reconcile, still_due
+from herald.catalog.spec import Catalog, NotificationSpec
+from herald.ledger.schedules import DueReminder, ScheduleStore, StoredEvent
+from herald.ledger.store import utc_now
+from herald.schemas.base import ContractModel
+from herald.schemas.envelope import Event
+from herald.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

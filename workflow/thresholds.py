@@ -10,15 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from catalog.plan import Delivery, instance_key
-from catalog.recipients import Directory, resolve
-from catalog.reminders import cycle_text
-from catalog.spec import Catalog
-from catalog.thresholds import THRESHOLDS, evaluate
-from herald.metrics import Metrics
-from ledger.schedules import ScheduleStore
-from ledger.store import utc_now
-from schemas.envelope import Event
+from herald.catalog.plan import Delivery, instance_key
+from herald.catalog.recipients import Directory, resolve
+from herald.catalog.reminders import cycle_text
+from herald.catalog.spec import Catalog
+from herald.catalog.thresholds import THRESHOLDS, evaluate
+from herald.ledger.schedules import ScheduleStore
+from herald.ledger.store import utc_now
+from herald.schemas.envelope import Event
+from herald.service.metrics import Metrics
 
 Clock = Callable[[], datetime]
 

@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 import jinja2
 
-from catalog.describe import describe
-from catalog.spec import Catalog
-from herald.preview import PreviewRequest, email_parts, preview
-from renderers.email import EmailRenderer
-from renderers.environment import Templates
-from schemas.envelope import DOMAINS
+from herald.catalog.describe import describe
+from herald.catalog.spec import Catalog
+from herald.renderers.email import EmailRenderer
+from herald.renderers.environment import Templates
+from herald.schemas.envelope import DOMAINS
+from herald.tools.preview import PreviewRequest, email_parts, preview
 
-SITE_DIR = Path(__file__).resolve().parent / "gallery_site"
+SITE_DIR = Path(str(resources.files("herald.tools") / "gallery_site"))
 SHOWN_HEADERS = (
     "From",
     "Reply-To",

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
-from catalog.plan import Delivery, WebhookDelivery, plan_event
-from catalog.recipients import Directory
-from catalog.spec import Catalog
-from consumers.delivery import InboundMessage
+from herald.catalog.plan import Delivery, WebhookDelivery, plan_event
+from herald.catalog.recipients import Directory
+from herald.catalog.spec import Catalog
+from herald.consumers.delivery import InboundMessage
 from herald.errors import (
     ConfigurationError,
     HeraldError,
@@ -28,14 +28,14 @@ from herald.errors import (
     TransientError,
 )
 from herald.faultpoints import crash_point
-from herald.metrics import Metrics
-from ledger.store import Claim, ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
-from renderers.email import EmailRenderer, OutgoingEmail
-from renderers.webhook import render_webhook
-from schemas.decode import decode
-from schemas.envelope import Event, IgnoredEvent
-from senders.base import Sender
-from senders.webhook import WebhookSender
+from herald.ledger.store import Claim, ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
+from herald.renderers.email import EmailRenderer, OutgoingEmail
+from herald.renderers.webhook import render_webhook
+from herald.schemas.decode import decode
+from herald.schemas.envelope import Event, IgnoredEvent
+from herald.senders.base import Sender
+from herald.senders.webhook import WebhookSender
+from herald.service.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from herald.metrics import Metrics
+from herald.service.metrics import Metrics
 
 
 def build_app(

@@ -17,9 +17,9 @@ from typing import Any
 
 import aio_pika
 
-from consumers.topology import EVENTS_EXCHANGE
+from herald.consumers.topology import EVENTS_EXCHANGE
 from herald.errors import ConfigurationError
-from schemas.examples import example_names, load_example
+from herald.schemas.examples import example_names, load_example
 
 
 @dataclass(frozen=True, slots=True)

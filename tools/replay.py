@@ -28,8 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from consumers.dead_letter_file import from_line, to_line
-from consumers.dead_letters import (
+from herald.consumers.dead_letter_file import from_line, to_line
+from herald.consumers.dead_letters import (
     DOMAIN_QUEUES,
     DeadLetterSession,
     Held,
@@ -37,13 +37,13 @@ from consumers.dead_letters import (
     pace,
     replayed_headers,
 )
-from consumers.delivery import InboundMessage
-from consumers.topology import DEAD_LETTER_QUEUE, queue_name
+from herald.consumers.delivery import InboundMessage
+from herald.consumers.topology import DEAD_LETTER_QUEUE, queue_name
 from herald.errors import RejectedMessage
-from ledger.audit import AuditLog
-from ledger.queue_marks import QueueMarks
-from schemas.decode import decode
-from schemas.envelope import IgnoredEvent
+from herald.ledger.audit import AuditLog
+from herald.ledger.queue_marks import QueueMarks
+from herald.schemas.decode import decode
+from herald.schemas.envelope import IgnoredEvent
 
 SECRET_KEYS = frozenset({"action_url", "password", "secret", "token", "api_key"})
 REDACTED = "<redacted>"

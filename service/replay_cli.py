@@ -1,5 +1,5 @@
 """`herald replay ...` (the dead-letter tool) and `herald deliveries find` (support), typer and
-rich. The operations themselves are in `herald.replay` and `ledger.lookup`."""
+rich. The operations themselves are in `herald.tools.replay` and `ledger.lookup`."""
 
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
-from herald import replay
 from herald.errors import ConfigurationError
-from herald.settings import Settings, load_settings
-from ledger.audit import AuditEntry, AuditLog
-from ledger.lookup import DeliveryRecord, find_deliveries
-from ledger.queue_marks import QueueMarks
-from ledger.store import SqlLedger
+from herald.ledger.audit import AuditEntry, AuditLog
+from herald.ledger.lookup import DeliveryRecord, find_deliveries
+from herald.ledger.queue_marks import QueueMarks
+from herald.ledger.store import SqlLedger
+from herald.service.settings import Settings, load_settings
+from herald.tools import replay
 
 replay_app = typer.Typer(
     help="Dead letters: list, show, requeue, export, import, purge, audit.", no_args_is_help=True

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
-from consumers.topology import DOMAINS
+from herald.consumers.topology import DOMAINS
 from herald.errors import error_class
-from ledger.health import CAUSES as LEDGER_CAUSES
+from herald.ledger.health import CAUSES as LEDGER_CAUSES
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, *LATENCY_BUCKETS)

@@ -12,10 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from catalog.config import RecipientsConfig
-from consumers.topology import DEFAULT_RETRY_DELAYS_MS
+from herald.catalog.config import RecipientsConfig
+from herald.consumers.topology import DEFAULT_RETRY_DELAYS_MS
 from herald.errors import ConfigurationError
-from renderers.branding import BrandConfig
+from herald.renderers.branding import BrandConfig
 
 
 class RemindersConfig(BaseModel):
