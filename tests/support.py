@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -151,3 +153,27 @@ def golden_parts(email: OutgoingEmail) -> dict[str, str]:
         "body.txt": text_part(message).replace("\r\n", "\n"),
         "body.html": html_part(message).replace("\r\n", "\n"),
     }
+
+
+def build_wheel(source: Path, out: Path) -> Path:
+    """Herald's wheel built from `source` (a checkout) into `out`, as the Dockerfile builds it
+    (without build isolation: the dev extra brings setuptools and wheel, so no network)."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(source),
+        ],
+        check=True,
+        cwd=out.parent,
+        timeout=240,
+    )
+    (wheel,) = out.glob("herald-*.whl")
+    return wheel

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,21 +24,10 @@ from herald.consumers.copies import MAX_HEADER_BYTES, header_bytes
 from herald.schemas.examples import load_example
 from herald.service.app import Service, build_service
 from tests.conftest import SmtpServer, _rabbitmqctl
+from tests.faults.harness import quote_events
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
-
-def quote_events(count: int, prefix: str) -> list[dict[str, Any]]:
-    """`orders.quote.created` events, each mailing one recipient of its own."""
-    template = load_example("orders.quote.created")
-    events = []
-    for index in range(count):
-        document = copy.deepcopy(template)
-        document["id"] = f"{prefix}-{index}"
-        document["data"]["quote"]["recipient"]["email"] = f"r{index}.{prefix}@load.example"
-        events.append(document)
-    return events
 
 
 def user_events(count: int, prefix: str) -> list[dict[str, Any]]:
@@ -74,13 +63,9 @@ def close_connections(vhost: str, name: str) -> int:
 
 
 @pytest.fixture
-async def herald(
-    amqp_url: str, smtp_server: SmtpServer, tmp_path: Path, broker: Broker
-) -> AsyncIterator[Service]:
-    service = await build_service(service_settings(amqp_url, smtp_server, tmp_path))
-    await service.start()
-    yield service
-    await service.stop()
+def herald(service: Service) -> Service:
+    """The running service of tests/integration/conftest.py, under the name these tests use."""
+    return service
 
 
 async def test_headers_near_the_frame_limit_are_dead_lettered_without_breaking_a_connection(

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import yaml
 
 from herald.service.app import build_catalog_and_templates
 from herald.service.settings import Settings, load_config_file
+from tests.support import build_wheel
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -242,24 +242,7 @@ def test_the_build_context_builds_a_complete_wheel(tmp_path: Path) -> None:
 
     context = tmp_path / "context"
     shutil.copytree(ROOT, context, symlinks=True, ignore=ignored)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(tmp_path / "dist"),
-            str(context),
-        ],
-        check=True,
-        timeout=240,
-        cwd=tmp_path,
-    )
-    (wheel,) = (tmp_path / "dist").glob("herald-*.whl")
+    wheel = build_wheel(context, tmp_path / "dist")
     names = set(zipfile.ZipFile(wheel).namelist())
     notifications = [spec.id for spec in build_catalog_and_templates()[0]]
     for notification in notifications:
