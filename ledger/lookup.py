@@ -4,34 +4,14 @@ not, why (`herald deliveries find`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.ledger.store import SqlLedger, as_utc
+from herald.ledger.records import DeliveryRecord
+from herald.ledger.store import SqlLedger, delivery_record
 from herald.ledger.tables import deliveries
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    notification: str
-    channel: str
-    recipient: str
-    event_source: str
-    event_id: str
-    message_id: str
-    status: str  # sending, sent, failed, retrying
-    attempts: int
-    first_attempt_at: datetime
-    last_attempt_at: datetime
-    completed_at: datetime | None
-    detail: str | None  # the server's reply when sent, the reason otherwise
-    # Render provenance (emails only): the templates' content hash, their locale, the brand.
-    template_version: str | None = None
-    locale: str | None = None
-    brand: str | None = None
 
 
 async def find_deliveries(
@@ -59,26 +39,7 @@ async def find_deliveries(
             )
         if since is not None:
             query = query.where(deliveries.c.first_attempt_at >= since)
-        return [
-            DeliveryRecord(
-                notification=row.notification,
-                channel=row.channel,
-                recipient=row.recipient,
-                event_source=row.event_source,
-                event_id=row.event_id,
-                message_id=row.message_id,
-                status=row.status,
-                attempts=row.attempts,
-                first_attempt_at=as_utc(row.first_attempt_at),
-                last_attempt_at=as_utc(row.last_attempt_at),
-                completed_at=None if row.completed_at is None else as_utc(row.completed_at),
-                detail=row.detail,
-                template_version=row.template_version,
-                locale=row.locale,
-                brand=row.brand,
-            )
-            for row in await connection.execute(query)
-        ]
+        return [delivery_record(row) for row in await connection.execute(query)]
 
     records: list[DeliveryRecord] = await ledger.run(work)
     return records

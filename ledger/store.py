@@ -9,10 +9,8 @@ the crash window, exactly once otherwise.
 from __future__ import annotations
 
 import asyncio
-import enum
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,79 +20,25 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import String
 
+from herald.clock import Clock, utc_now
 from herald.ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
 from herald.ledger.engine import create_engine, sqlite_file, sqlite_sync_engine
 from herald.ledger.health import LedgerHealth, LedgerUnavailable
+from herald.ledger.records import (
+    Claim,
+    ClaimState,
+    DeliveryRecord,
+    NewDelivery,
+    Provenance,
+    Settlement,
+)
 
 __all__ = ["LedgerUnavailable", "SqlLedger"]
 from herald.ledger.tables import deliveries, metadata, processed_events
 
-Clock = Callable[[], datetime]
 # The advisory lock that serialises schema creation across replicas (any constant bigint).
 _SCHEMA_LOCK_KEY = 0x4845_5241_4C44  # "HERALD"
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class ClaimState(enum.Enum):
-    NEW = "new"  # first attempt: send
-    RESUMED = "resumed"  # an earlier attempt failed or its worker died: send again
-    SENT = "sent"  # already delivered: suppress
-    FAILED = "failed"  # already failed permanently: suppress
-    BUSY = "busy"  # another worker holds the lease right now: try later
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    state: ClaimState
-    attempts: int
-    first_attempt_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Provenance:
-    """What an email was rendered from: the templates' content hash, their locale, the brand."""
-
-    template_version: str
-    locale: str
-    brand: str
-
-
-@dataclass(frozen=True, slots=True)
-class DeliveryRecord:
-    key: str
-    notification: str
-    status: str
-    attempts: int
-    message_id: str
-    detail: str | None
-    provenance: Provenance | None = None
-
-
 _SETTLED_STATES = {"sent": ClaimState.SENT, "failed": ClaimState.FAILED}
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """The outcome of one delivery attempt: `sent`, `failed` (permanent) or `retrying`."""
-
-    key: str
-    status: str
-    detail: str | None = None
-    provenance: Provenance | None = None  # of a rendered email; kept when a later one has none
-
-
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
-    key: str
-    notification: str
-    channel: str
-    event_source: str
-    event_id: str
-    recipient: str
-    message_id: str
 
 
 def _unavailable(error: Exception) -> Exception:
@@ -164,20 +108,24 @@ def _add_missing_columns(connection: Connection) -> None:
             )
 
 
-def _record(row: Any) -> DeliveryRecord:
-    provenance = (
-        None
-        if row.template_version is None
-        else Provenance(row.template_version, row.locale or "", row.brand or "")
-    )
+def delivery_record(row: Any) -> DeliveryRecord:
+    """A row of `deliveries` as the record support reads."""
     return DeliveryRecord(
-        key=row.key,
         notification=row.notification,
+        channel=row.channel,
+        recipient=row.recipient,
+        event_source=row.event_source,
+        event_id=row.event_id,
+        message_id=row.message_id,
         status=row.status,
         attempts=row.attempts,
-        message_id=row.message_id,
+        first_attempt_at=as_utc(row.first_attempt_at),
+        last_attempt_at=as_utc(row.last_attempt_at),
+        completed_at=None if row.completed_at is None else as_utc(row.completed_at),
         detail=row.detail,
-        provenance=provenance,
+        template_version=row.template_version,
+        locale=row.locale,
+        brand=row.brand,
     )
 
 
@@ -318,9 +266,6 @@ class SqlLedger:
 
         return bool(await self._run(work))
 
-    async def mark_processed(self, source: str, event_id: str, event_type: str) -> None:
-        await self.settle((), processed=(source, event_id, event_type))
-
     async def purge_processed(self, older_than: timedelta) -> int:
         cutoff = self._clock() - older_than
 
@@ -333,9 +278,6 @@ class SqlLedger:
         return int(await self._run(work))
 
     # Deliveries (NOTIFICATIONS.md 6.1) ---------------------------------------------------------
-
-    async def claim(self, delivery: NewDelivery, lease: timedelta) -> Claim:
-        return (await self.claim_many([delivery], lease))[delivery.key]
 
     async def claim_many(self, batch: Sequence[NewDelivery], lease: timedelta) -> dict[str, Claim]:
         """Claim every delivery of one event in one transaction (three statements, whatever
@@ -471,26 +413,6 @@ class SqlLedger:
 
         await self._run(work)
 
-    async def mark_sent(self, key: str, detail: str | None = None) -> None:
-        await self.settle([Settlement(key, "sent", detail)])
-
-    async def mark_failed(self, key: str, detail: str) -> None:
-        await self.settle([Settlement(key, "failed", detail)])
-
-    async def release(self, key: str, detail: str) -> None:
-        """A transient failure: the next delivery of the event retries at once."""
-        await self.settle([Settlement(key, "retrying", detail)])
-
-    async def delivery(self, key: str) -> DeliveryRecord | None:
-        async def work(connection: AsyncConnection) -> DeliveryRecord | None:
-            row = (
-                await connection.execute(select(deliveries).where(deliveries.c.key == key))
-            ).first()
-            return None if row is None else _record(row)
-
-        record: DeliveryRecord | None = await self._run(work)
-        return record
-
     async def deliveries_of_event(self, source: str, event_id: str) -> list[DeliveryRecord]:
         async def work(connection: AsyncConnection) -> list[DeliveryRecord]:
             rows = await connection.execute(
@@ -498,7 +420,7 @@ class SqlLedger:
                 .where(deliveries.c.event_source == source, deliveries.c.event_id == event_id)
                 .order_by(deliveries.c.notification, deliveries.c.recipient)
             )
-            return [_record(row) for row in rows]
+            return [delivery_record(row) for row in rows]
 
         records: list[DeliveryRecord] = await self._run(work)
         return records

@@ -241,11 +241,11 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         store=schedules,
         directory=config.recipients,
         schemas=EVENT_SCHEMAS,
-        metrics=metrics,
+        observer=metrics,
         send_time=config.reminders.send_time,
     )
     thresholds = ThresholdAlerts(
-        catalog=catalog, store=schedules, directory=config.recipients, metrics=metrics
+        catalog=catalog, store=schedules, directory=config.recipients, observer=metrics
     )
     if sender is None:
         smtp = smtp_sender(settings)
@@ -257,7 +257,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         renderer=EmailRenderer(templates, config.brand, settings.sender),
         sender=sender,
         ledger=ledger,
-        metrics=metrics,
+        observer=metrics,
         webhook_sender=webhook_sender,
         reminders=reminders,
         thresholds=thresholds,

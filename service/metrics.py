@@ -1,6 +1,7 @@
-"""Every Prometheus metric Herald exports, on its own registry, plus the observer the consumer
-calls. Labels are low-cardinality only: domain, stage, reason, notification, outcome; never ids,
-addresses or URLs."""
+"""Every Prometheus metric Herald exports, on its own registry, and the observers that feed
+them: `Metrics` implements the consumer's `ConsumerObserver` and the workflow's
+`WorkflowObserver`, so neither room imports prometheus_client. Labels are low-cardinality
+only: domain, stage, reason, notification, outcome; never ids, addresses or URLs."""
 
 from __future__ import annotations
 
@@ -260,8 +261,43 @@ class Metrics:
     def ledger_transaction(self, seconds: float, error: BaseException | None) -> None:
         self.stage_done("ledger", seconds, error)
 
-    def notification(self, domain: str, notification: str, outcome: str) -> None:
+    # WorkflowObserver (stage() above too) ----------------------------------------------------
+
+    def ignored(self, domain: str, reason: str) -> None:
+        self.events_ignored.labels(domain, reason).inc()
+
+    def duplicate(self, domain: str) -> None:
+        self.events_duplicate.labels(domain).inc()
+
+    def event_processed(self, domain: str) -> None:
+        self.events_processed.labels(domain).inc()
+
+    def notification_settled(self, domain: str, notification: str, outcome: str) -> None:
         self.notifications.labels(domain, notification, outcome).inc()
+
+    def webhook_settled(self, notification: str, outcome: str) -> None:
+        self.webhooks.labels(notification, outcome).inc()
+
+    def accepted(
+        self,
+        domain: str,
+        notification: str,
+        since_event: float | None,
+        since_delivery: float | None,
+    ) -> None:
+        if since_event is not None:
+            self.event_to_accept.labels(domain, notification).observe(since_event)
+        if since_delivery is not None:
+            self.delivery_to_accept.labels(domain, notification).observe(since_delivery)
+
+    def reminder(self, notification: str, outcome: str) -> None:
+        self.reminders.labels(notification, outcome).inc()
+
+    def pending_reminders(self, count: int) -> None:
+        self.reminders_pending.set(count)
+
+    def threshold_alert(self, notification: str, outcome: str) -> None:
+        self.threshold_alerts.labels(notification, outcome).inc()
 
     # ConsumerObserver -----------------------------------------------------------------------
 

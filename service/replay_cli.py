@@ -23,10 +23,12 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 from rich.table import Table
 
+from herald.clock import utc_now
 from herald.errors import ConfigurationError
 from herald.ledger.audit import AuditEntry, AuditLog
-from herald.ledger.lookup import DeliveryRecord, find_deliveries
+from herald.ledger.lookup import find_deliveries
 from herald.ledger.queue_marks import QueueMarks
+from herald.ledger.records import DeliveryRecord
 from herald.ledger.store import SqlLedger
 from herald.service.settings import Settings, load_settings
 from herald.tools import replay
@@ -196,7 +198,7 @@ def list_command(
 
     listing = _run(work())
     entries, total = listing.entries, listing.queue_total
-    now = replay.utc_now()
+    now = utc_now()
     summary = replay.summarize(entries)
     # Stopped at --limit: the rest of the queue was not read, so the summary covers less.
     scope = (

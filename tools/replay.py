@@ -24,7 +24,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -568,7 +568,3 @@ def summarize(entries: Iterable[DeadLetter]) -> dict[str, dict[str, int]]:
         "by_reason": dict(sorted(by_reason.items())),
         "by_type": dict(sorted(by_type.items())),
     }
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)

@@ -1,5 +1,7 @@
 """The event handler the consumer calls: schemas -> catalog -> renderers -> senders, with the
-ledger beside them. This is the one place the stages are composed.
+ledger beside them. This is the one place the stages are composed. It is handed a `Ledger`
+(`workflow/ports.py`) and a `WorkflowObserver` (`workflow/observer.py`): it never names the SQL
+ledger or a metric.
 
 For each delivery the ledger is claimed first, so a redelivered or republished event never sends
 twice; the delivery is settled (sent, failed, or released for a retry) before the event is marked
@@ -28,14 +30,16 @@ from herald.errors import (
     TransientError,
 )
 from herald.faultpoints import crash_point
-from herald.ledger.store import Claim, ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
+from herald.ledger.records import Claim, ClaimState, NewDelivery, Provenance, Settlement
 from herald.renderers.email import EmailRenderer, OutgoingEmail
 from herald.renderers.webhook import render_webhook
 from herald.schemas.decode import decode
 from herald.schemas.envelope import Event, IgnoredEvent
 from herald.senders.base import Sender
 from herald.senders.webhook import WebhookSender
-from herald.service.metrics import Metrics
+from herald.workflow.leases import LeaseKeeper
+from herald.workflow.observer import NullObserver, WorkflowObserver
+from herald.workflow.ports import Ledger
 
 log = logging.getLogger(__name__)
 
@@ -73,59 +77,14 @@ class _OncePerHour:
         return True
 
 
-class _LeaseKeeper:
-    """Renews the leases of every delivery this process is sending, every third of a lease, in
-    one ledger unit per 500 keys: one background task for the process, not one per event."""
-
-    _CHUNK = 500  # keys per statement, well under any database's parameter limit
-
-    def __init__(self, ledger: SqlLedger, lease: timedelta) -> None:
-        self._ledger = ledger
-        self._lease = lease
-        self._held: dict[str, int] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    def hold(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self._held[key] = self._held.get(key, 0) + 1
-        if keys and self._task is None:
-            self._task = asyncio.create_task(self._renew_forever(), name="herald-lease-renewal")
-
-    def release(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            count = self._held.pop(key, 0) - 1
-            if count > 0:
-                self._held[key] = count
-
-    async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-
-    async def _renew_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self._lease.total_seconds() / 3)
-            keys = sorted(self._held)  # one lock order for every renewal
-            for start in range(0, len(keys), self._CHUNK):
-                try:
-                    await self._ledger.renew(keys[start : start + self._CHUNK], self._lease)
-                except Exception as exc:  # best effort: the next pass renews, a lapse only
-                    # lets another worker take over (and resend with the same Message-ID)
-                    log.warning(
-                        "could not renew delivery leases", extra={"error": type(exc).__name__}
-                    )
-                    break
-
-
 @dataclass
 class Pipeline:
     catalog: Catalog
     directory: Directory
     renderer: EmailRenderer
     sender: Sender
-    ledger: SqlLedger
-    metrics: Metrics
+    ledger: Ledger
+    observer: WorkflowObserver = field(default_factory=NullObserver)
     webhook_sender: WebhookSender | None = None
     reminders: ReminderHook | None = None
     thresholds: ThresholdHook | None = None
@@ -136,33 +95,33 @@ class Pipeline:
     lease: timedelta = timedelta(seconds=15)
     retry_window: timedelta = timedelta(hours=24)
     _unknown_types: _OncePerHour = field(default_factory=_OncePerHour)
-    _leases: _LeaseKeeper = field(init=False)
+    _leases: LeaseKeeper = field(init=False)
 
     def __post_init__(self) -> None:
-        self._leases = _LeaseKeeper(self.ledger, self.lease)
+        self._leases = LeaseKeeper(self.ledger, self.lease)
 
     async def handle(self, message: InboundMessage) -> str:
         """Process one delivery; returns its accounting outcome (sent, suppressed,
         no_recipients, failed, ignored or duplicate). Raises for the consumer to settle."""
         started = time.perf_counter()
-        with self.metrics.stage("validate"):
+        with self.observer.stage("validate"):
             decoded = decode(message)  # RejectedMessage goes back to the consumer: dead-letter
         if isinstance(decoded, IgnoredEvent):
             self._ignore(decoded)
             return "ignored"
         event = decoded
         if await self.ledger.is_processed(event.source, event.id):
-            self.metrics.events_duplicate.labels(event.domain).inc()
+            self.observer.duplicate(event.domain)
             log.info("duplicate event", extra={**_event_fields(event), "outcome": "duplicate"})
             return "duplicate"
-        with self.metrics.stage("map"):
+        with self.observer.stage("map"):
             # Step 8 of EVENTS.md section 1: reminder schedules and threshold state.
             if self.reminders is not None:
                 await self.reminders.apply(event)
             alerts = [] if self.thresholds is None else await self.thresholds.deliveries(event)
             planned = plan_event(event, self.catalog, self.directory)
         for spec in planned.without_recipients:
-            self.metrics.notification(event.domain, spec.id, "no_recipients")
+            self.observer.notification_settled(event.domain, spec.id, "no_recipients")
         deliveries = planned.deliveries + alerts
         report = await self.deliver_all(
             event,
@@ -173,7 +132,7 @@ class Pipeline:
         )
         if report.errors:
             raise report.errors[0]  # retried later; only unsettled deliveries are sent again
-        self.metrics.events_processed.labels(event.domain).inc()
+        self.observer.event_processed(event.domain)
         outcome = report.event_outcome()
         log.info(
             "event processed",
@@ -246,9 +205,11 @@ class Pipeline:
         await self.ledger.settle(settlements, processed=None if errors else processed)
         for attempt in attempts:
             if attempt.channel == "webhook":
-                self.metrics.webhooks.labels(attempt.notification, attempt.outcome).inc()
+                self.observer.webhook_settled(attempt.notification, attempt.outcome)
             else:
-                self.metrics.notification(event.domain, attempt.notification, attempt.outcome)
+                self.observer.notification_settled(
+                    event.domain, attempt.notification, attempt.outcome
+                )
             log.info(
                 "notification settled",
                 extra={
@@ -266,7 +227,7 @@ class Pipeline:
         await self._leases.close()
 
     def _ignore(self, ignored: IgnoredEvent) -> None:
-        self.metrics.events_ignored.labels(ignored.domain, "unknown_type").inc()
+        self.observer.ignored(ignored.domain, "unknown_type")
         if self._unknown_types.first_in_hour(ignored.type):
             log.info(
                 "ignoring event type this contract does not define",
@@ -317,7 +278,7 @@ class Pipeline:
         try:
             if self.webhook_sender is None:
                 raise ConfigurationError("webhooks are configured but no webhook sender is")
-            with self.metrics.stage("send"):
+            with self.observer.stage("send"):
                 result = await self.webhook_sender.send(render_webhook(event, webhook))
         except Exception as exc:
             detail = str(exc) if isinstance(exc, HeraldError) else type(exc).__name__
@@ -349,9 +310,9 @@ class Pipeline:
         begun = time.perf_counter()
         email: OutgoingEmail | None = None
         try:
-            with self.metrics.stage("render"):
+            with self.observer.stage("render"):
                 email = self.renderer.render(event, delivery, dict(delivery.extras))
-            with self.metrics.stage("send"):
+            with self.observer.stage("send"):
                 result = await self.sender.send(email)
             crash_point("after_250", event.id)
             self._observe_acceptance(event, delivery, received_at)
@@ -386,15 +347,11 @@ class Pipeline:
     def _observe_acceptance(
         self, event: Event, delivery: Delivery, received_at: float | None
     ) -> None:
-        notification = delivery.spec.id
+        since_event = None
         if delivery.spec.kind != "schedule":  # a reminder's event is days old by design
-            self.metrics.event_to_accept.labels(event.domain, notification).observe(
-                max(0.0, (self.ledger.now() - event.time).total_seconds())
-            )
-        if received_at is not None:
-            self.metrics.delivery_to_accept.labels(event.domain, notification).observe(
-                max(0.0, time.monotonic() - received_at)
-            )
+            since_event = max(0.0, (self.ledger.now() - event.time).total_seconds())
+        since_delivery = None if received_at is None else max(0.0, time.monotonic() - received_at)
+        self.observer.accepted(event.domain, delivery.spec.id, since_event, since_delivery)
 
 
 @dataclass(frozen=True, slots=True)

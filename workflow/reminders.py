@@ -10,23 +10,22 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from datetime import datetime, time, timedelta
+from dataclasses import dataclass, field
+from datetime import time, timedelta
 from typing import Any
 
 from herald.catalog.plan import Delivery, instance_key
 from herald.catalog.recipients import Directory, resolve
 from herald.catalog.reminders import Plan, Row, end, entity_ids, reconcile, still_due
 from herald.catalog.spec import Catalog, NotificationSpec
+from herald.clock import Clock, utc_now
 from herald.ledger.schedules import DueReminder, ScheduleStore, StoredEvent
-from herald.ledger.store import utc_now
 from herald.schemas.base import ContractModel
 from herald.schemas.envelope import Event
-from herald.service.metrics import Metrics
+from herald.workflow.observer import NullObserver, WorkflowObserver
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 Deliver = Callable[[Event, list[Delivery]], Coroutine[Any, Any, list[Exception]]]
 REDACTED_URL = "https://redacted.invalid/"
 FIRING_LEASE = timedelta(minutes=3)  # longer than a send's budget (2 minutes)
@@ -51,7 +50,7 @@ class ReminderScheduler:
     store: ScheduleStore
     directory: Directory
     schemas: dict[str, type[ContractModel]]
-    metrics: Metrics
+    observer: WorkflowObserver = field(default_factory=NullObserver)
     send_time: time = time(8, 0)
     clock: Clock = utc_now
 
@@ -117,7 +116,7 @@ class ReminderScheduler:
                 continue
             for row in plan.upserts:
                 if row.status in ("missed", "cancelled"):
-                    self.metrics.reminders.labels(row.notification, row.status).inc()
+                    self.observer.reminder(row.notification, row.status)
 
     async def run_pass(self, deliver: Deliver) -> None:
         """One scheduler pass: overdue reminders become missed (rule 2); due ones are checked
@@ -125,7 +124,7 @@ class ReminderScheduler:
         now = self.clock()
         today = now.date()
         for notification in await self.store.mark_overdue_missed(today):
-            self.metrics.reminders.labels(notification, "missed").inc()
+            self.observer.reminder(notification, "missed")
         if now.time() >= self.send_time:
             while True:
                 due = await self.store.claim_due(today, FIRING_LEASE)
@@ -133,19 +132,19 @@ class ReminderScheduler:
                     break
                 for reminder in due:
                     await self._fire(reminder, deliver, today)
-        self.metrics.reminders_pending.set(await self.store.pending_count())
+        self.observer.pending_reminders(await self.store.pending_count())
 
     async def _fire(self, reminder: DueReminder, deliver: Deliver, today: Any) -> None:
         spec = self.catalog[reminder.row.notification]
         stored = reminder.event
         if reminder.ended:
             await self.store.finish(reminder.id, "cancelled")
-            self.metrics.reminders.labels(spec.id, "stale").inc()
+            self.observer.reminder(spec.id, "stale")
             return
         data = self.schemas[stored.type].model_validate(stored.data)
         if not still_due(spec, reminder.row, data, reminder.ended, today):
             await self.store.finish(reminder.id, "cancelled")
-            self.metrics.reminders.labels(spec.id, "stale").inc()
+            self.observer.reminder(spec.id, "stale")
             return
         event = Event(
             id=stored.id, source=stored.source, type=stored.type, time=stored.time, data=data
@@ -163,7 +162,7 @@ class ReminderScheduler:
             for recipient in resolve(spec.recipients, data, self.directory)
         ]
         if not deliveries:
-            self.metrics.notification(event.domain, spec.id, "no_recipients")
+            self.observer.notification_settled(event.domain, spec.id, "no_recipients")
         errors = await deliver(event, deliveries)
         if errors:
             await self.store.retry_later(reminder.id, RETRY_DELAY)
@@ -173,4 +172,4 @@ class ReminderScheduler:
             )
             return
         await self.store.finish(reminder.id, "sent")
-        self.metrics.reminders.labels(spec.id, "sent").inc()
+        self.observer.reminder(spec.id, "sent")

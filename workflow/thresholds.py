@@ -5,9 +5,7 @@ what was already sent); another report never fires it a second time."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from typing import Any
 
 from herald.catalog.plan import Delivery, instance_key
@@ -15,12 +13,10 @@ from herald.catalog.recipients import Directory, resolve
 from herald.catalog.reminders import cycle_text
 from herald.catalog.spec import Catalog
 from herald.catalog.thresholds import THRESHOLDS, evaluate
+from herald.clock import Clock, utc_now
 from herald.ledger.schedules import ScheduleStore
-from herald.ledger.store import utc_now
 from herald.schemas.envelope import Event
-from herald.service.metrics import Metrics
-
-Clock = Callable[[], datetime]
+from herald.workflow.observer import NullObserver, WorkflowObserver
 
 
 @dataclass
@@ -28,7 +24,7 @@ class ThresholdAlerts:
     catalog: Catalog
     store: ScheduleStore
     directory: Directory
-    metrics: Metrics
+    observer: WorkflowObserver = field(default_factory=NullObserver)
     clock: Clock = utc_now
 
     async def deliveries(self, event: Event) -> list[Delivery]:
@@ -44,7 +40,7 @@ class ThresholdAlerts:
         decision = evaluate(data, self.clock(), by_others)
         if decision.stale:
             for notification in THRESHOLDS:
-                self.metrics.threshold_alerts.labels(notification, "stale").inc()
+                self.observer.threshold_alert(notification, "stale")
             return []
         outcomes = [(name, "sent") for name in decision.fire] + [
             (name, "suppressed") for name in decision.suppress
@@ -56,7 +52,7 @@ class ThresholdAlerts:
             )
         for name, outcome in outcomes:
             if holders.get(name) == this_event and name not in fired:
-                self.metrics.threshold_alerts.labels(name, outcome).inc()
+                self.observer.threshold_alert(name, outcome)
         deliveries: list[Delivery] = []
         for name in decision.fire:
             if holders.get(name) != this_event:

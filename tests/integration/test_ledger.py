@@ -1,4 +1,5 @@
-"""The ledger on both dialects: duplicate keys, claims, leases and outcomes."""
+"""What only the SQL ledger has, on both dialects: a schema of an older release upgraded in
+place. The behaviour every ledger shares is in test_ledger_contract.py."""
 
 from __future__ import annotations
 
@@ -8,141 +9,11 @@ import pytest
 from sqlalchemy import text
 
 from herald.ledger.engine import create_engine
-from herald.ledger.store import ClaimState, NewDelivery, Provenance, Settlement, SqlLedger
+from herald.ledger.records import NewDelivery, Provenance, Settlement
+from herald.ledger.store import SqlLedger
 from herald.ledger.tables import metadata
 
 pytestmark = pytest.mark.integration
-
-
-def delivery(key: str = "k" * 64) -> NewDelivery:
-    return NewDelivery(
-        key=key,
-        notification="order_placed",
-        channel="email",
-        event_source="/orders-service",
-        event_id="evt-1",
-        recipient="mia@northwind.example",
-        message_id="<abc@herald>",
-    )
-
-
-LEASE = timedelta(minutes=10)
-
-
-async def test_processed_keys(ledger: SqlLedger) -> None:
-    assert not await ledger.is_processed("/orders-service", "evt-1")
-    await ledger.mark_processed("/orders-service", "evt-1", "orders.order.placed")
-    await ledger.mark_processed("/orders-service", "evt-1", "orders.order.placed")  # idempotent
-    assert await ledger.is_processed("/orders-service", "evt-1")
-    assert not await ledger.is_processed("/other-service", "evt-1")
-
-
-async def test_purge_forgets_only_old_keys(ledger: SqlLedger) -> None:
-    await ledger.mark_processed("/s", "old", "orders.order.placed")
-    ledger._clock = lambda: datetime.now(UTC) + timedelta(days=9)
-    await ledger.mark_processed("/s", "new", "orders.order.placed")
-    assert await ledger.purge_processed(timedelta(days=8)) == 1
-    assert not await ledger.is_processed("/s", "old")
-    assert await ledger.is_processed("/s", "new")
-
-
-async def test_first_claim_is_new_and_a_second_is_busy_while_leased(ledger: SqlLedger) -> None:
-    assert (await ledger.claim(delivery(), LEASE)).state is ClaimState.NEW
-    assert (await ledger.claim(delivery(), LEASE)).state is ClaimState.BUSY
-
-
-async def test_sent_delivery_is_never_claimed_again(ledger: SqlLedger) -> None:
-    await ledger.claim(delivery(), LEASE)
-    await ledger.mark_sent(delivery().key, "250 OK")
-    claim = await ledger.claim(delivery(), LEASE)
-    assert claim.state is ClaimState.SENT
-    record = await ledger.delivery(delivery().key)
-    assert record is not None and (record.status, record.attempts) == ("sent", 1)
-
-
-async def test_failed_delivery_is_not_retried(ledger: SqlLedger) -> None:
-    await ledger.claim(delivery(), LEASE)
-    await ledger.mark_failed(delivery().key, "550 no such user")
-    assert (await ledger.claim(delivery(), LEASE)).state is ClaimState.FAILED
-
-
-async def test_released_delivery_is_resumed_with_attempts_counted(ledger: SqlLedger) -> None:
-    await ledger.claim(delivery(), LEASE)
-    await ledger.release(delivery().key, "451 try later")
-    claim = await ledger.claim(delivery(), LEASE)
-    assert (claim.state, claim.attempts) == (ClaimState.RESUMED, 2)
-
-
-async def test_expired_lease_of_a_crashed_worker_is_taken_over(ledger: SqlLedger) -> None:
-    await ledger.claim(delivery(), LEASE)
-    ledger._clock = lambda: datetime.now(UTC) + LEASE + timedelta(seconds=1)
-    claim = await ledger.claim(delivery(), LEASE)
-    assert claim.state is ClaimState.RESUMED
-
-
-async def test_concurrent_claims_give_exactly_one_winner(ledger: SqlLedger) -> None:
-    import asyncio
-
-    states = await asyncio.gather(*(ledger.claim(delivery(), LEASE) for _ in range(8)))
-    assert sorted(s.state.value for s in states).count("new") == 1
-    assert all(s.state in (ClaimState.NEW, ClaimState.BUSY) for s in states)
-
-
-async def test_deliveries_of_event(ledger: SqlLedger) -> None:
-    await ledger.claim(delivery("a" * 64), LEASE)
-    await ledger.claim(delivery("b" * 64), LEASE)
-    await ledger.mark_sent("a" * 64)
-    records = await ledger.deliveries_of_event("/orders-service", "evt-1")
-    assert {(r.key[0], r.status) for r in records} == {("a", "sent"), ("b", "sending")}
-
-
-async def test_claim_many_reports_each_state_in_one_call(ledger: SqlLedger) -> None:
-    await ledger.claim_many([delivery("s" * 64), delivery("r" * 64), delivery("b" * 64)], LEASE)
-    await ledger.settle(
-        [Settlement("s" * 64, "sent", "250 OK"), Settlement("r" * 64, "retrying", "451")]
-    )
-    claims = await ledger.claim_many(
-        [delivery("s" * 64), delivery("r" * 64), delivery("b" * 64), delivery("n" * 64)], LEASE
-    )
-    assert {key[0]: claim.state for key, claim in claims.items()} == {
-        "s": ClaimState.SENT,
-        "r": ClaimState.RESUMED,
-        "b": ClaimState.BUSY,
-        "n": ClaimState.NEW,
-    }
-
-
-async def test_settle_marks_the_event_processed_in_the_same_transaction(
-    ledger: SqlLedger,
-) -> None:
-    await ledger.claim_many([delivery()], LEASE)
-    await ledger.settle(
-        [Settlement(delivery().key, "sent")], processed=("/orders-service", "evt-1", "t")
-    )
-    assert await ledger.is_processed("/orders-service", "evt-1")
-    record = await ledger.delivery(delivery().key)
-    assert record is not None and record.status == "sent"
-
-
-async def test_a_sent_email_records_its_render_provenance(ledger: SqlLedger) -> None:
-    await ledger.claim(delivery(), LEASE)
-    provenance = Provenance("0123456789abcdef", "de", "org-1204")
-    # A transient failure after rendering, then the resend that the server accepts.
-    await ledger.settle([Settlement(delivery().key, "retrying", "451", provenance)])
-    await ledger.claim(delivery(), LEASE)
-    await ledger.record_now([Settlement(delivery().key, "sent", "250 OK", provenance)])
-    record = await ledger.delivery(delivery().key)
-    assert record is not None and record.status == "sent"
-    assert record.provenance == provenance
-
-
-async def test_a_settlement_without_provenance_keeps_the_recorded_one(ledger: SqlLedger) -> None:
-    await ledger.claim(delivery(), LEASE)
-    provenance = Provenance("0123456789abcdef", "en", "default")
-    await ledger.settle([Settlement(delivery().key, "retrying", "451", provenance)])
-    await ledger.release(delivery().key, "interrupted by shutdown")  # no provenance
-    record = await ledger.delivery(delivery().key)
-    assert record is not None and record.provenance == provenance
 
 
 async def test_an_older_schema_gains_the_new_columns_in_place(database_url: str) -> None:
@@ -172,12 +43,13 @@ async def test_an_older_schema_gains_the_new_columns_in_place(database_url: str)
     await engine.dispose()
     upgraded = await SqlLedger.open(database_url)
     try:
-        old = await upgraded.delivery("old")
-        assert old is not None and (old.status, old.provenance) == ("sent", None)
-        await upgraded.claim(delivery(), LEASE)
+        (old,) = await upgraded.deliveries_of_event("/s", "e")
+        assert (old.status, old.provenance) == ("sent", None)
+        new = NewDelivery("k" * 64, "order_placed", "email", "/s", "n", "a@b.example", "<n@h>")
+        await upgraded.claim_many([new], timedelta(minutes=10))
         provenance = Provenance("feedfacecafebeef", "de", "default")
-        await upgraded.record_now([Settlement(delivery().key, "sent", "250", provenance)])
-        new = await upgraded.delivery(delivery().key)
-        assert new is not None and new.provenance == provenance
+        await upgraded.record_now([Settlement(new.key, "sent", "250", provenance)])
+        (recorded,) = await upgraded.deliveries_of_event("/s", "n")
+        assert recorded.provenance == provenance
     finally:
         await upgraded.close()

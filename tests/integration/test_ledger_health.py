@@ -48,7 +48,7 @@ async def test_a_sqlite_file_deleted_or_replaced_fails_every_operation_closed(
             await other.close()
             os.rename(tmp_path / "other.db", path)
         with pytest.raises(LedgerUnavailable, match=f"SQLite file {path} was {how}"):
-            await ledger.mark_processed("/s", "after", "orders.quote.created")
+            await ledger.settle((), processed=("/s", "after", "orders.quote.created"))
         with pytest.raises(LedgerUnavailable):
             await ledger.is_processed("/s", "after")  # and for good: it never comes back
         assert not ledger.health.ok

@@ -145,7 +145,7 @@ async def test_catalog_change_reaches_email_and_webhook_once(
     )
     herald = await build_service(settings)
     # The config demands https; the test server speaks http on loopback.
-    herald.workflow.pipeline.webhook_sender._client = _RewritingClient()  # type: ignore[union-attr]
+    herald.pipeline.webhook_sender._client = _RewritingClient()  # type: ignore[union-attr]
     hook_server.statuses.append(503)  # the first POST fails and is retried
     await herald.start()
     try:

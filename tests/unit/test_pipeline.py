@@ -1,30 +1,30 @@
-"""The composed pipeline with a fake sender and a SQLite ledger: at most once per instance,
-settle-before-ack, transient versus permanent failures, and the outcome metrics."""
+"""The composed pipeline with a fake sender and the in-memory ledger: at most once per instance,
+settle-before-ack, transient versus permanent failures, lease renewal, and the outcome
+metrics."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from herald.catalog.plan import plan_event
 from herald.errors import PermanentSendError, RejectedMessage, TransientSendError
-from herald.ledger.store import SqlLedger, as_utc
+from herald.ledger.memory import MemoryLedger
+from herald.ledger.records import ClaimState, NewDelivery
 from herald.schemas.examples import load_example
 from herald.senders.memory import MemorySender
 from herald.service.metrics import Metrics
+from herald.workflow.observer import NullObserver
 from herald.workflow.pipeline import DeliveryBusy, Pipeline
 from tests import support
 
 
 @pytest.fixture
-async def ledger(tmp_path: Path) -> AsyncIterator[SqlLedger]:
-    store = await SqlLedger.open(f"sqlite:///{tmp_path}/ledger.db")
-    yield store
-    await store.close()
+def ledger() -> MemoryLedger:
+    return MemoryLedger()
 
 
 @pytest.fixture
@@ -33,19 +33,37 @@ def sender() -> MemorySender:
 
 
 @pytest.fixture
-def pipeline(ledger: SqlLedger, sender: MemorySender) -> Pipeline:
+def pipeline(ledger: MemoryLedger, sender: MemorySender) -> Pipeline:
     return Pipeline(
         catalog=support.catalog(),
         directory={},
         renderer=support.renderer(),
         sender=sender,
         ledger=ledger,
-        metrics=Metrics(),
+        observer=Metrics(),
     )
 
 
 def counter(pipeline: Pipeline, name: str, **labels: str) -> float:
-    return support.sample_sum(pipeline.metrics.registry, name, **labels)
+    assert isinstance(pipeline.observer, Metrics)
+    return support.sample_sum(pipeline.observer.registry, name, **labels)
+
+
+def new_deliveries(pipeline: Pipeline, document: dict[str, Any]) -> list[NewDelivery]:
+    """The event's email deliveries as another worker would claim them."""
+    event = support.event_of(document)
+    return [
+        NewDelivery(
+            delivery.key,
+            delivery.spec.id,
+            "email",
+            event.source,
+            event.id,
+            delivery.recipient.email,
+            "<x@y>",
+        )
+        for delivery in plan_event(event, pipeline.catalog, {}).deliveries
+    ]
 
 
 @pytest.fixture
@@ -140,23 +158,8 @@ async def test_permanent_failure_is_recorded_and_the_event_completes(
 async def test_a_delivery_leased_by_another_worker_is_retried_later(
     pipeline: Pipeline, sender: MemorySender, placed: dict[str, Any]
 ) -> None:
-    from herald.catalog.plan import plan_event
-    from herald.ledger.store import NewDelivery
-
-    event = support.event_of(placed)
-    first = plan_event(event, pipeline.catalog, {}).deliveries[0]
-    await pipeline.ledger.claim(
-        NewDelivery(
-            first.key,
-            "order_confirmation_new",
-            "email",
-            event.source,
-            event.id,
-            first.recipient.email,
-            "<x@y>",
-        ),
-        pipeline.lease,
-    )
+    first = new_deliveries(pipeline, placed)[0]
+    await pipeline.ledger.claim_many([first], pipeline.lease)
     with pytest.raises(DeliveryBusy):
         await pipeline.handle(support.inbound(placed))
     assert [e.envelope_to for e in sender.sent] == ["sara.holm@operator.example"]
@@ -216,14 +219,10 @@ class SlowSender(MemorySender):
 
 
 async def test_leases_of_deliveries_in_progress_are_renewed_until_settled(
-    ledger: SqlLedger, placed: dict[str, Any]
+    ledger: MemoryLedger, placed: dict[str, Any]
 ) -> None:
     """A live worker's claims must not lapse mid-send (another replica would send again): the
     lease keeper extends them every third of a lease, and stops once they are settled."""
-    from sqlalchemy import select
-
-    from herald.ledger.tables import deliveries
-
     lease = timedelta(seconds=0.3)
     pipeline = Pipeline(
         catalog=support.catalog(),
@@ -231,28 +230,48 @@ async def test_leases_of_deliveries_in_progress_are_renewed_until_settled(
         renderer=support.renderer(),
         sender=SlowSender(1.2),
         ledger=ledger,
-        metrics=Metrics(),
+        observer=Metrics(),
         lease=lease,
     )
-
-    async def sending_leases() -> list[datetime]:
-        async def work(connection: Any) -> list[datetime]:
-            rows = await connection.execute(
-                select(deliveries.c.lease_until).where(deliveries.c.status == "sending")
-            )
-            return [as_utc(value) for value in rows.scalars()]
-
-        found: list[datetime] = await ledger.run(work)
-        return found
-
     handling = asyncio.create_task(pipeline.handle(support.inbound(placed)))
     try:
         await asyncio.sleep(0.8)  # well past the first lease (0.3 s)
-        leases = await sending_leases()
-        assert len(leases) == 2
-        now = datetime.now(UTC)
-        assert all(until > now for until in leases), (leases, now)
+        records = await ledger.deliveries_of_event(placed["source"], placed["id"])
+        assert [record.status for record in records] == ["sending", "sending"]
+        # Another worker claiming them now finds them still leased, not lapsed.
+        others = await ledger.claim_many(new_deliveries(pipeline, placed), lease)
+        assert [claim.state for claim in others.values()] == [ClaimState.BUSY] * 2
         assert await handling == "sent"
-        assert await sending_leases() == []
+        records = await ledger.deliveries_of_event(placed["source"], placed["id"])
+        assert [(record.status, record.attempts) for record in records] == [("sent", 1)] * 2
     finally:
         await pipeline.close()
+
+
+async def test_without_an_observer_the_pipeline_works_silently(
+    ledger: MemoryLedger, sender: MemorySender, placed: dict[str, Any]
+) -> None:
+    pipeline = Pipeline(
+        catalog=support.catalog(),
+        directory={},
+        renderer=support.renderer(),
+        sender=sender,
+        ledger=ledger,
+    )
+    assert isinstance(pipeline.observer, NullObserver)
+    assert await pipeline.handle(support.inbound(placed)) == "sent"
+    assert len(sender.sent) == 2
+    assert await pipeline.handle(support.inbound(placed, redelivered=True)) == "duplicate"
+
+
+def test_acceptance_latency_is_observed_only_where_it_is_known() -> None:
+    metrics = Metrics()
+    metrics.accepted("orders", "order_placed", since_event=2.0, since_delivery=None)
+    metrics.accepted("subscriptions", "plan_expiry_reminder", None, since_delivery=0.5)
+    registry = metrics.registry
+    event_to_accept = "herald_event_to_accept_seconds_count"
+    delivery_to_accept = "herald_delivery_to_accept_seconds_count"
+    assert support.sample_sum(registry, event_to_accept, domain="orders") == 1
+    assert support.sample_sum(registry, delivery_to_accept, domain="orders") == 0
+    assert support.sample_sum(registry, event_to_accept, domain="subscriptions") == 0
+    assert support.sample_sum(registry, delivery_to_accept, domain="subscriptions") == 1

@@ -83,14 +83,14 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         renderer=support.renderer(),
         sender=sender,
         ledger=ledger,
-        metrics=metrics,
+        observer=metrics,
     )
     scheduler = ReminderScheduler(
         catalog=support.catalog(),
         store=store,
         directory={},
         schemas=EVENT_SCHEMAS,
-        metrics=metrics,
+        observer=metrics,
         send_time=time(8, 0),
         clock=clock,
     )
@@ -344,7 +344,7 @@ async def test_rule10_two_schedulers_fire_each_reminder_once(world: World) -> No
         store=world.store,
         directory={},
         schemas=EVENT_SCHEMAS,
-        metrics=world.metrics,
+        observer=world.metrics,
         clock=world.clock,
     )
     await asyncio.gather(

@@ -91,7 +91,7 @@ async def alerts(tmp_path: Path) -> AsyncIterator[ThresholdAlerts]:
         catalog=support.catalog(),
         store=ScheduleStore(ledger),
         directory={},
-        metrics=Metrics(),
+        observer=Metrics(),
         clock=lambda: RECEIVED,
     )
     await ledger.close()
@@ -146,7 +146,8 @@ async def test_alert_carries_the_usage_percent_of_the_firing_report(
 
 async def test_stale_report_fires_nothing_and_is_counted(alerts: ThresholdAlerts) -> None:
     assert await fire(alerts, report(23, 20, ends="2025-06-01T00:00:00Z")) == []
-    value = alerts.metrics.registry.get_sample_value(
+    assert isinstance(alerts.observer, Metrics)
+    value = alerts.observer.registry.get_sample_value(
         "herald_threshold_alerts_total", {"notification": OVERSUBSCRIPTION, "outcome": "stale"}
     )
     assert value == 1
