@@ -98,7 +98,11 @@ def test_the_wheel_holds_one_import_name_and_its_data(installed: Path, outside: 
         "str(EXAMPLES_DIR)]))"
     )
     done = subprocess.run(
-        [str(installed / "python"), "-c", probe], cwd=outside, capture_output=True, text=True
+        [str(installed / "python"), "-c", probe],
+        cwd=outside,
+        env={"PATH": f"{installed}:/usr/bin:/bin", "HOME": str(outside)},  # no PYTHONPATH
+        capture_output=True,
+        text=True,
     )
     assert done.returncode == 0, done.stderr
     venv = installed.parent
