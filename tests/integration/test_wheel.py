@@ -66,6 +66,8 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=True,
         cwd=work,
         timeout=120,
+        # A PYTHONPATH naming the checkout would make pip think Herald is installed already
+        env={key: value for key, value in os.environ.items() if key != "PYTHONPATH"},
     )
     return venv / "bin"
 
