@@ -61,7 +61,7 @@ def plan_event(event: Event, catalog: Catalog, directory: Directory) -> Planned:
     nobody: list[NotificationSpec] = []
     data: Any = event.data
     for spec in catalog.triggered_by(event.type):
-        if not spec.condition(data):
+        if not spec.holds(event.data):
             continue
         if "webhook" in spec.channels:
             webhooks.extend(

@@ -74,7 +74,7 @@ def reconcile(
     assert series is not None
     cycle = cycle_text(path_value(data, series.cycle_key))
     anchor: datetime = path_value(data, series.anchor)
-    armed = bool(series.armed_while(data))
+    armed = series.armed(data)
     existing = list(existing)
     current = {row.offset: row for row in existing if row.cycle_key == cycle}
     upserts: list[Row] = []
@@ -114,7 +114,7 @@ def still_due(spec: NotificationSpec, row: Row, data: Any, ended: bool, today: d
     belongs to the current cycle and today is its fire date from the current anchor."""
     series = spec.series
     assert series is not None
-    if ended or not series.armed_while(data):
+    if ended or not series.armed(data):
         return False
     if cycle_text(path_value(data, series.cycle_key)) != row.cycle_key:
         return False

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+
+from herald.schemas.interop import TeamsUsageReported
 
 USAGE = "teams_cvi_usage_threshold"
 OVERSUBSCRIPTION = "teams_cvi_oversubscription"
@@ -30,11 +31,13 @@ def usage_percent(peak: int, capacity: int) -> int:
     return (100 * peak) // capacity if capacity > 0 else 0
 
 
-def evaluate(data: Any, received_at: datetime, already_fired: frozenset[str]) -> Decision:
+def evaluate(
+    data: TeamsUsageReported, received_at: datetime, already_fired: frozenset[str]
+) -> Decision:
     if data.billing_period.ends_at < received_at - STALE_AFTER:
         return Decision(stale=True)  # rule 7
-    capacity: int = data.licensed_capacity
-    peak: int = data.peak_concurrent_calls
+    capacity = data.licensed_capacity
+    peak = data.peak_concurrent_calls
     over = peak > capacity  # rule 1
     usage = capacity >= MIN_CAPACITY and 100 * peak >= 80 * capacity and peak <= capacity  # 2
     fire: list[str] = []

@@ -3,59 +3,96 @@
 from __future__ import annotations
 
 from herald.catalog.spec import NotificationSpec, ReminderSeries
+from herald.schemas.users import (
+    AnalyticsAccountInvited,
+    DomainCreated,
+    OrganizationApprovalRequested,
+    OrganizationInvited,
+    OrganizationPreferredCurrencyReset,
+    OrganizationRegistered,
+    OrganizationStatusChanged,
+    PortalAccountActivityRecorded,
+    PortalAccountCreated,
+    PortalAccountDeactivated,
+    PortalAccountTwoFactorReset,
+    ServiceAccountActivated,
+    ServiceAccountDeactivated,
+    ServiceAccountInvited,
+    ServiceAccountReactivated,
+    ServiceAccountRecoveryRequested,
+    ServiceAccountTwoFactorReset,
+    TenantCreated,
+    TenantImported,
+    UserInvited,
+    UserPermissionsGranted,
+)
 
-PORTAL_ACCOUNT_SERIES = ReminderSeries(
+PortalAccountEvent = PortalAccountCreated | PortalAccountActivityRecorded
+
+PORTAL_ACCOUNT_SERIES: ReminderSeries[PortalAccountEvent] = ReminderSeries(
     entity="user.id",
     anchor="deactivation_due_at",
     offsets=(30,),
     cycle_key="deactivation_due_at",
     armed_while=lambda _data: True,
     armed_while_text="the account is active",
-    arming_events=("users.portal_account.created", "users.portal_account.activity_recorded"),
+    arming_events={
+        "users.portal_account.created": PortalAccountCreated,
+        "users.portal_account.activity_recorded": PortalAccountActivityRecorded,
+    },
     ending_events=("users.portal_account.deactivated",),
 )
 
-SPECS = [
+# A tuple, not annotated: each entry keeps its own `NotificationSpec[<model>]` type (see
+# catalog/orders.py).
+SPECS = (
     NotificationSpec(
         id="user_invitation",
         product="marketplace",
         trigger="users.user.invited",
+        trigger_model=UserInvited,
         recipients=("invitee",),
     ),
     NotificationSpec(
         id="distributor_onboarding_invitation",
         product="marketplace",
         trigger="users.organization.invited",
+        trigger_model=OrganizationInvited,
         recipients=("invitee",),
     ),
     NotificationSpec(
         id="permissions_granted",
         product="marketplace",
         trigger="users.user.permissions_granted",
+        trigger_model=UserPermissionsGranted,
         recipients=("user",),
     ),
     NotificationSpec(
         id="csp_tenant_created_by_sync",
         product="marketplace",
         trigger="users.tenant.imported",
+        trigger_model=TenantImported,
         recipients=("partner_contact", "distributor_contact"),
     ),
     NotificationSpec(
         id="tenant_created",
         product="marketplace",
         trigger="users.tenant.created",
+        trigger_model=TenantCreated,
         recipients=("distributor_contact", "reseller_contact"),
     ),
     NotificationSpec(
         id="organization_approval_pending",
         product="marketplace",
         trigger="users.organization.approval_requested",
+        trigger_model=OrganizationApprovalRequested,
         recipients=("parent_contact",),
     ),
     NotificationSpec(
         id="organization_status_changed",
         product="marketplace",
         trigger="users.organization.status_changed",
+        trigger_model=OrganizationStatusChanged,
         when="organization.kind = end_customer",
         condition=lambda data: data.organization.kind == "end_customer",
         recipients=("organization_contact", "parent_contact"),
@@ -64,24 +101,28 @@ SPECS = [
         id="customer_registered",
         product="marketplace",
         trigger="users.organization.registered",
+        trigger_model=OrganizationRegistered,
         recipients=("partner_contact",),
     ),
     NotificationSpec(
         id="preferred_currency_reset",
         product="marketplace",
         trigger="users.organization.preferred_currency_reset",
+        trigger_model=OrganizationPreferredCurrencyReset,
         recipients=("organization_contact",),
     ),
     NotificationSpec(
         id="analytics_account_activation",
         product="partner_portal",
         trigger="users.analytics_account.invited",
+        trigger_model=AnalyticsAccountInvited,
         recipients=("user",),
     ),
     NotificationSpec(
         id="portal_account_activation",
         product="partner_portal",
         trigger="users.portal_account.created",
+        trigger_model=PortalAccountCreated,
         recipients=("user",),
     ),
     NotificationSpec(
@@ -89,6 +130,7 @@ SPECS = [
         product="partner_portal",
         kind="schedule",
         trigger="users.portal_account.created",
+        trigger_model=PortalAccountCreated,
         when="30 days before deactivation_due_at",
         series=PORTAL_ACCOUNT_SERIES,
         recipients=("user",),
@@ -97,6 +139,7 @@ SPECS = [
         id="portal_account_deactivated",
         product="partner_portal",
         trigger="users.portal_account.deactivated",
+        trigger_model=PortalAccountDeactivated,
         when="reason = inactivity",
         condition=lambda data: data.reason == "inactivity",
         recipients=("user",),
@@ -105,48 +148,56 @@ SPECS = [
         id="portal_account_2fa_reset",
         product="partner_portal",
         trigger="users.portal_account.two_factor_reset",
+        trigger_model=PortalAccountTwoFactorReset,
         recipients=("user",),
     ),
     NotificationSpec(
         id="service_account_activation",
         product="partner_portal",
         trigger="users.service_account.invited",
+        trigger_model=ServiceAccountInvited,
         recipients=("user",),
     ),
     NotificationSpec(
         id="service_account_welcome",
         product="partner_portal",
         trigger="users.service_account.activated",
+        trigger_model=ServiceAccountActivated,
         recipients=("user",),
     ),
     NotificationSpec(
         id="service_account_recovery",
         product="partner_portal",
         trigger="users.service_account.recovery_requested",
+        trigger_model=ServiceAccountRecoveryRequested,
         recipients=("user",),
     ),
     NotificationSpec(
         id="service_account_deactivated",
         product="partner_portal",
         trigger="users.service_account.deactivated",
+        trigger_model=ServiceAccountDeactivated,
         recipients=("user",),
     ),
     NotificationSpec(
         id="service_account_reactivated",
         product="partner_portal",
         trigger="users.service_account.reactivated",
+        trigger_model=ServiceAccountReactivated,
         recipients=("user",),
     ),
     NotificationSpec(
         id="service_account_2fa_reset",
         product="partner_portal",
         trigger="users.service_account.two_factor_reset",
+        trigger_model=ServiceAccountTwoFactorReset,
         recipients=("user",),
     ),
     NotificationSpec(
         id="calling_domain_created",
         product="partner_portal",
         trigger="users.domain.created",
+        trigger_model=DomainCreated,
         when="domain.kind = calling",
         condition=lambda data: data.domain.kind == "calling",
         recipients=("partner_contact", "config(domains)"),
@@ -155,8 +206,9 @@ SPECS = [
         id="microsoft_365_domain_created",
         product="partner_portal",
         trigger="users.domain.created",
+        trigger_model=DomainCreated,
         when="domain.kind = microsoft_365",
         condition=lambda data: data.domain.kind == "microsoft_365",
         recipients=("partner_contact", "config(domains)"),
     ),
-]
+)

@@ -13,8 +13,6 @@ from typing import Any
 from herald.catalog.plan import WebhookDelivery
 from herald.schemas.envelope import Event
 
-CONTENT_TYPE = "application/cloudevents+json"
-
 
 @dataclass(frozen=True, slots=True)
 class OutgoingWebhook:

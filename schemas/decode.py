@@ -14,9 +14,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from herald.consumers.delivery import InboundMessage
+from herald.consumers.topology import DOMAINS
 from herald.errors import RejectedMessage
 from herald.schemas.base import ContractModel
-from herald.schemas.envelope import DOMAINS, EVENT_TYPE_FORM, Envelope, Event, IgnoredEvent
+from herald.schemas.envelope import EVENT_TYPE_FORM, Envelope, Event, IgnoredEvent
 from herald.schemas.registry import EVENT_SCHEMAS
 
 MAX_BODY_BYTES = 262_144

@@ -12,7 +12,6 @@ from pydantic import StringConstraints
 from herald.schemas.base import ContractModel
 from herald.schemas.scalars import Timestamp
 
-DOMAINS = ("orders", "subscriptions", "users", "interop", "catalog")
 # Use with `fullmatch`: `match` with `$` would accept a trailing newline.
 EVENT_TYPE_FORM = re.compile(r"[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*")
 

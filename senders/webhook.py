@@ -23,7 +23,8 @@ from tenacity import (
 )
 
 from herald.errors import ConfigurationError, TransientError
-from herald.renderers.webhook import CONTENT_TYPE, OutgoingWebhook
+from herald.renderers.webhook import OutgoingWebhook
+from herald.schemas.decode import CONTENT_TYPE
 from herald.senders.base import SendResult
 
 TIMEOUT_SECONDS = 10.0

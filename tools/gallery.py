@@ -14,9 +14,9 @@ import jinja2
 
 from herald.catalog.describe import describe
 from herald.catalog.spec import Catalog
+from herald.consumers.topology import DOMAINS
 from herald.renderers.email import EmailRenderer
 from herald.renderers.environment import Templates
-from herald.schemas.envelope import DOMAINS
 from herald.tools.preview import PreviewRequest, email_parts, preview
 
 SITE_DIR = Path(str(resources.files("herald.tools") / "gallery_site"))

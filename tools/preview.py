@@ -172,14 +172,12 @@ def find_spec(catalog: Catalog, notification: str) -> NotificationSpec:
 
 def applies(spec: NotificationSpec, event: Event) -> bool:
     """Whether `event` would make `spec` fire (or arm it, for a reminder)."""
-    data: Any = event.data
     if spec.series is not None:
-        return event.type in (spec.trigger, *spec.series.arming_events) and bool(
-            spec.series.armed_while(data)
-        )
+        arming = (spec.trigger, *spec.series.arming_events)
+        return event.type in arming and spec.series.armed(event.data)
     if spec.kind == "threshold":
         return event.type == spec.trigger
-    return event.type == spec.trigger and bool(spec.condition(data))
+    return event.type == spec.trigger and spec.holds(event.data)
 
 
 def extras(spec: NotificationSpec, event: Event) -> dict[str, Any]:
