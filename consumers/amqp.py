@@ -225,7 +225,9 @@ class DomainConsumers:
             underlay.on_consumer_cancel_callbacks.add(link.broker_cancelled)
 
     async def _watchdog(self, interval_seconds: float = 1.0) -> None:
-        """Replace a domain's connection whose consumer the broker cancelled.
+        """Replace a domain's connection whose consumer the broker cancelled, and consume
+        again where an earlier consume failed (the connection was down when the last suspect
+        settled or consuming resumed: without this the domain would never consume again).
 
         aio-pika restores such a consumer by itself, but deliveries that reach the client
         before the consumer tag is back are dropped by aiormq and stay unacked on that channel
@@ -239,8 +241,10 @@ class DomainConsumers:
                 try:
                     if link.cancelled_by_broker:
                         await self._replace_link(domain, link)
-                    else:
-                        await asyncio.wait_for(self._watch_for_broker_cancel(link), 1)
+                        continue
+                    await asyncio.wait_for(self._watch_for_broker_cancel(link), 1)
+                    if self._should_consume(link) and link.connection.connected.is_set():
+                        await self._consume(link)  # a consume that failed earlier
                 except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
                     log.warning(
                         "watchdog pass failed", extra={"domain": domain, "error": repr(exc)}
@@ -299,9 +303,28 @@ class DomainConsumers:
                 await self._consume(link)
         log.warning("consuming resumed", extra={"reason": reason})
 
+    def _should_consume(self, link: _DomainLink) -> bool:
+        return (
+            link.consumer_tag is None
+            and not link.isolation.isolating
+            and not self._pause_reasons
+            and not self._stopping
+        )
+
     async def _consume(self, link: _DomainLink) -> None:
-        if link.consumer_tag is None and not self._pause_reasons and not self._stopping:
-            link.consumer_tag = await link.queue.consume(self._consumer_for(link), no_ack=False)
+        """Consume the link's queue again if nothing holds it back. A failure (the connection
+        is down) is left to the watchdog, which tries again every second."""
+        if not self._should_consume(link):
+            return
+        try:
+            link.consumer_tag = await asyncio.wait_for(
+                link.queue.consume(self._consumer_for(link), no_ack=False),
+                self._options.stop_timeout_seconds,
+            )
+        except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+            log.warning(
+                "could not consume, retrying", extra={"domain": link.domain, "error": repr(exc)}
+            )
 
     async def _cancel_consumers(self) -> None:
         await asyncio.gather(*(self._cancel_consumer(link) for link in self._links.values()))
