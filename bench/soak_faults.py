@@ -311,7 +311,7 @@ KINDS: dict[str, tuple[str, Injector]] = {
     "smtp_drop_after_data": ("21", smtp_drop_after_data),
 }
 # Faults after which a redelivered event may wait for a dead process's claim to lapse (the
-# ledger's 15 s lease, herald/pipeline.py) before it is sent.
+# ledger's 15 s lease, workflow/pipeline.py) before it is sent.
 LEASE_FAULTS = frozenset({"replica_sigkill", "replica_sigterm"})
 # Faults that open the documented duplicate window (README "Delivery guarantees").
 DUPLICATE_WINDOW_FAULTS = frozenset({"replica_sigkill", "smtp_drop_after_data"})
