@@ -21,6 +21,7 @@ from tests.faults.harness import (
     Mailbox,
     account,
     herald_env,
+    poll,
     publish,
     quote_events,
     run_id,
@@ -47,19 +48,6 @@ def _sample(metrics: str, name: str, labels: str = "") -> float | None:
     pattern = re.escape(name) + (r"\{" + re.escape(labels) + r"\}" if labels else "") + r" (\S+)"
     found = re.search(r"^" + pattern + r"$", metrics, re.MULTILINE)
     return None if found is None else float(found.group(1))
-
-
-async def _until(condition: Callable[[], object], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return True
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.1)
 
 
 async def test_deleted_sqlite_ledger_fails_closed_and_loses_nothing(
@@ -98,7 +86,7 @@ async def test_deleted_sqlite_ledger_fails_closed_and_loses_nothing(
         for file in first_ledger.glob("herald.db*"):
             file.unlink()
         deleted_at = time.monotonic()
-        assert await _until(lambda: _status(port, 503), timeout=10), "readyz stayed 200"
+        assert await poll(lambda: _status(port, 503), timeout=10), "readyz stayed 200"
         detected_after = time.monotonic() - deleted_at
         body = (await _get(port, "/readyz")).json()
         assert any("ledger" in reason and str(database) in reason for reason in body["reasons"])
@@ -124,7 +112,7 @@ async def test_deleted_sqlite_ledger_fails_closed_and_loses_nothing(
         await herald.terminate()
         # Every event is still in the broker: back in its domain queue once the retry copies'
         # delays have passed (the process is gone, so none is held unacked).
-        assert await _until(lambda: _depth_is(vhost_url, len(during)), timeout=20), (
+        assert await poll(lambda: _depth_is(vhost_url, len(during)), timeout=20), (
             "the events published while the ledger was gone are not all in the broker"
         )
 
