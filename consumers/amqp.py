@@ -21,12 +21,10 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import aio_pika
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
@@ -37,6 +35,7 @@ from aio_pika.abc import (
 from aiormq.exceptions import AMQPError
 from yarl import URL
 
+from herald.consumers.connection import connect_with_retry
 from herald.consumers.copies import ORIGINAL_ROUTING_KEY_HEADER as ORIGINAL_ROUTING_KEY_HEADER
 from herald.consumers.copies import (
     check_header_size,
@@ -51,6 +50,7 @@ from herald.consumers.poison import (
     delivery_count,
     identity,
 )
+from herald.consumers.queue_stats import QueueAges, QueueStats, queue_depth
 from herald.consumers.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,
@@ -269,12 +269,12 @@ class DomainConsumers:
         stats: dict[str, QueueStats] = {}
         for domain in self._links:
             name = queue_name(domain)
-            messages, consumers = await _depth(channel, name)
+            messages, consumers = await queue_depth(channel, name)
             age = self._queue_ages.domain_age(domain, messages)
             stats[name] = QueueStats(messages, consumers, age)
         # The dead-letter queue's age is the ledger's to tell (`ledger.queue_marks`): a peek
         # would reorder its messages under the replay tool.
-        messages, consumers = await _depth(channel, DEAD_LETTER_QUEUE)
+        messages, consumers = await queue_depth(channel, DEAD_LETTER_QUEUE)
         stats[DEAD_LETTER_QUEUE] = QueueStats(messages, consumers, None)
         return stats
 
@@ -587,76 +587,6 @@ class DomainConsumers:
         self._observer.requeued(domain)
 
 
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    messages: int  # ready
-    consumers: int
-    oldest_age_seconds: float | None  # None: not known here
-
-
-@dataclass
-class QueueAges:
-    """How old the oldest ready message of each queue is, without consuming it.
-
-    A domain queue cannot be peeked (a requeue counts towards `x-delivery-limit`), so its age is
-    an upper bound: the queue is FIFO, so the head is younger than the last message taken
-    (by its AMQP `timestamp`, else the time it was taken). While nothing has been taken, it is
-    the time the queue has been seen non-empty.
-    """
-
-    last_published: dict[str, float] = field(default_factory=dict)
-    nonempty_since: dict[str, float] = field(default_factory=dict)
-
-    def taken(self, domain: str, published: datetime | None) -> None:
-        self.last_published[domain] = (
-            published.timestamp() if published is not None else time.time()
-        )
-
-    def domain_age(self, domain: str, messages: int) -> float:
-        if messages == 0:
-            self.seen_empty(domain)
-            return 0.0
-        since = self.seen_nonempty(domain)
-        last = self.last_published.get(domain)
-        return since if last is None else max(0.0, time.time() - last)
-
-    def seen_nonempty(self, key: str) -> float:
-        now = time.time()
-        return now - self.nonempty_since.setdefault(key, now)
-
-    def seen_empty(self, key: str) -> None:
-        self.nonempty_since.pop(key, None)
-
-
-async def _depth(channel: AbstractRobustChannel, name: str) -> tuple[int, int]:
-    # Not `channel.declare_queue(passive=True)`: a robust channel hands back its cached queue,
-    # whose declaration result is the first one's, so the counts would never change.
-    underlay = await channel.get_underlay_channel()
-    result = await underlay.queue_declare(name, passive=True)
-    return int(result.message_count or 0), int(result.consumer_count or 0)
-
-
-def rejection_time(headers: Mapping[str, Any], timestamp: datetime | None) -> datetime | None:
-    """When a dead letter was rejected: Herald's `x-rejected-at`, else the broker's `x-death`
-    time (delivery limit), else the message's `timestamp`."""
-    rejected_at = headers.get("x-rejected-at")
-    if isinstance(rejected_at, bytes):
-        rejected_at = rejected_at.decode(errors="replace")
-    if isinstance(rejected_at, str):
-        try:
-            return datetime.fromisoformat(rejected_at)
-        except ValueError:
-            pass
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        died = deaths[0].get("time")
-        if isinstance(died, datetime):
-            return died if died.tzinfo else died.replace(tzinfo=UTC)
-    if timestamp is not None:
-        return timestamp if timestamp.tzinfo else timestamp.replace(tzinfo=UTC)
-    return None
-
-
 async def _settle_quietly(settlement: Awaitable[None]) -> None:
     """Ack/reject on a channel that closed meanwhile fails; the broker redelivers, and the
     ledger makes the redelivery harmless."""
@@ -688,35 +618,3 @@ def to_inbound(message: AbstractIncomingMessage, queue: str) -> InboundMessage:
         delivery_count=delivery_count(message),
         received_at=time.monotonic(),
     )
-
-
-# aiormq gives up on a silent connection after (heartbeat + 1) x 3 seconds: with RabbitMQ's 60 s
-# a frozen broker or a network blackhole would go unnoticed for 3 minutes, its messages held.
-DEFAULT_HEARTBEAT_SECONDS = 15
-
-
-def with_default_heartbeat(url: str) -> str:
-    """The URL with `heartbeat=15` unless it names a heartbeat itself."""
-    parsed = URL(url)
-    if "heartbeat" in parsed.query:
-        return url
-    return str(parsed.update_query(heartbeat=DEFAULT_HEARTBEAT_SECONDS))
-
-
-async def connect_with_retry(
-    url: str, name: str, attempts: int, delay_seconds: float = 2.0
-) -> AbstractRobustConnection:
-    """`connect_robust` does not retry the first connect (aio-pika #202): do it here."""
-    url = with_default_heartbeat(url)
-    for attempt in range(1, attempts + 1):
-        try:
-            return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
-        except (AMQPError, ConnectionError, OSError) as exc:
-            if attempt == attempts:
-                raise
-            log.warning(
-                "broker not reachable, retrying",
-                extra={"attempt": attempt, "error": f"{type(exc).__name__}"},
-            )
-            await asyncio.sleep(delay_seconds)
-    raise AssertionError("unreachable")

@@ -33,7 +33,8 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
-from herald.consumers.amqp import ORIGINAL_ROUTING_KEY_HEADER, rejection_time
+from herald.consumers.copies import ORIGINAL_ROUTING_KEY_HEADER
+from herald.consumers.queue_stats import rejection_time
 from herald.consumers.topology import (
     DEAD_LETTER_EXCHANGE,
     DEAD_LETTER_QUEUE,

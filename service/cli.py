@@ -17,7 +17,7 @@ import uvloop
 from rich.console import Console
 from rich.table import Table
 
-from herald.consumers.amqp import connect_with_retry
+from herald.consumers.connection import connect_with_retry
 from herald.consumers.topology import declare, definitions
 from herald.errors import ConfigurationError
 from herald.ledger.schedules import ReminderListing

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from herald.consumers.amqp import DEFAULT_HEARTBEAT_SECONDS, with_default_heartbeat
+from herald.consumers.connection import DEFAULT_HEARTBEAT_SECONDS, with_default_heartbeat
 
 
 @pytest.mark.parametrize(

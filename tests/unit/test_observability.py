@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from herald.consumers.amqp import QueueAges, rejection_time
+from herald.consumers.queue_stats import QueueAges, rejection_time
 from herald.errors import (
     ConfigurationError,
     PermanentSendError,
