@@ -6,6 +6,10 @@ Outcome classes (RABBITMQ-NOTES.md): connection errors, timeouts and 4xx replies
 message's, so they are transient here (the message must never be failed for it). Credentials set
 against a server that offers no AUTH, and required STARTTLS against a server that offers none
 (a misconfiguration, or a stripped EHLO), are the same kind of configuration fault.
+
+The pace (senders/pace.py): every attempt takes a token from one bucket shared by the pool
+before it takes a connection (`HERALD_SMTP_MAX_RATE`); a "slow down" 4xx reply halves the rate
+and is raised as `SmtpThrottled`, a TransientSendError, so the delivery goes the usual retry way.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from tenacity import (
 from herald.errors import PermanentSendError, SmtpAuthenticationError, TransientSendError
 from herald.renderers.email import OutgoingEmail
 from herald.senders.base import SendResult
+from herald.senders.pace import Pace, PaceObserver, is_throttling
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +63,11 @@ class AmbiguousSendError(TransientSendError):
     retry_reason = "smtp_dropped_in_data"
 
 
+class SmtpThrottled(TransientSendError):
+    """The relay asked us to slow down (421, 451 4.7.x, 454 4.7.0, SES `Throttling`): the pace
+    halved; the delivery is retried like any 4xx reply."""
+
+
 @dataclass(frozen=True, slots=True)
 class SmtpOptions:
     host: str = "127.0.0.1"
@@ -73,13 +83,16 @@ class SmtpOptions:
     retry_budget_seconds: float = 120.0
     # The whole send, retries included; far below RabbitMQ's 30-minute consumer timeout.
     send_budget_seconds: float = 120.0
+    # Sends per second for the whole pool (HERALD_SMTP_MAX_RATE); None: unlimited.
+    max_rate: float | None = None
 
 
 class SmtpSender:
     """Sends through a pool of `pool_size` connections, opened lazily and reused."""
 
-    def __init__(self, options: SmtpOptions) -> None:
+    def __init__(self, options: SmtpOptions, pace_observer: PaceObserver | None = None) -> None:
         self._options = options
+        self.pace = Pace(options.max_rate, observer=pace_observer)
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         for _ in range(options.pool_size):
             self._idle.put_nowait(self._new_client())
@@ -127,6 +140,8 @@ class SmtpSender:
         raise AssertionError("unreachable: tenacity reraises the last error")
 
     async def _send_once(self, email: OutgoingEmail) -> SendResult:
+        # The token first: a send waiting for one holds no connection.
+        await self.pace.acquire()
         client = await self._idle.get()
         reusable = False
         try:
@@ -147,9 +162,9 @@ class SmtpSender:
         except AmbiguousSendError:
             raise
         except aiosmtplib.SMTPRecipientRefused as exc:
-            raise _classify(exc.code, "recipient refused") from exc
+            raise self._refused(exc, "recipient refused") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise _classify(exc.code, "server refused the message") from exc
+            raise self._refused(exc, "server refused the message") from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise self._connection_error(exc) from exc
         finally:
@@ -159,6 +174,19 @@ class SmtpSender:
                 self._discard(client)
                 client = self._new_client()
             self._idle.put_nowait(client)
+
+    def _refused(
+        self, exc: aiosmtplib.SMTPResponseException, what: str
+    ) -> TransientSendError | PermanentSendError:
+        if 400 <= exc.code < 500 and is_throttling(exc.code, exc.message):
+            self.pace.throttled(exc.code)
+            log.warning(
+                "SMTP relay is throttling (%d): sending slowed to %.2f/s",
+                exc.code,
+                self.pace.current_rate,
+            )
+            return SmtpThrottled(f"{what} temporarily, throttled ({exc.code})", exc.code)
+        return _classify(exc.code, what)
 
     @staticmethod
     def _discard(client: aiosmtplib.SMTP) -> None:

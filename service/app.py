@@ -30,6 +30,7 @@ from herald.renderers.email import EmailRenderer
 from herald.renderers.environment import Templates
 from herald.schemas.registry import EVENT_SCHEMAS
 from herald.senders.base import Sender
+from herald.senders.pace import PaceObserver
 from herald.senders.smtp import SmtpOptions, SmtpSender
 from herald.senders.webhook import WebhookSender, load_secrets
 from herald.service.http import build_app, start_http
@@ -62,7 +63,7 @@ def build_catalog_and_templates() -> tuple[Catalog, Templates]:
     return catalog, templates
 
 
-def smtp_sender(settings: Settings) -> SmtpSender:
+def smtp_sender(settings: Settings, pace_observer: PaceObserver | None = None) -> SmtpSender:
     return SmtpSender(
         SmtpOptions(
             host=settings.smtp_host,
@@ -74,7 +75,9 @@ def smtp_sender(settings: Settings) -> SmtpSender:
             pool_size=settings.smtp_pool_size,
             retry_base_seconds=settings.smtp_retry_base_seconds,
             send_budget_seconds=settings.smtp_send_budget_seconds,
-        )
+            max_rate=settings.smtp_max_rate,
+        ),
+        pace_observer=pace_observer,
     )
 
 
@@ -248,7 +251,8 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         catalog=catalog, store=schedules, directory=config.recipients, observer=metrics
     )
     if sender is None:
-        smtp = smtp_sender(settings)
+        metrics.smtp_rate_limit.set(settings.smtp_max_rate or 0.0)
+        smtp = smtp_sender(settings, pace_observer=metrics)
         metrics.smtp_connections_in_use.set_function(lambda: smtp.in_use)
         sender = smtp
     pipeline = Pipeline(

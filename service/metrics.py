@@ -193,6 +193,30 @@ class Metrics:
             "Times the mail server refused Herald's credentials (530/535).",
             registry=r,
         )
+        self.smtp_rate_limit = Gauge(
+            "herald_smtp_rate_limit",
+            "Configured SMTP sends per second for this process (HERALD_SMTP_MAX_RATE; 0: "
+            "unlimited).",
+            registry=r,
+        )
+        self.smtp_rate_current = Gauge(
+            "herald_smtp_rate_current",
+            "SMTP sends per second allowed now, after throttling replies (0: unlimited).",
+            registry=r,
+        )
+        self.smtp_throttled_replies = Counter(
+            "herald_smtp_throttled",
+            "Throttling replies from the SMTP relay (421, 451 4.7.x, 454 4.7.0, 'Throttling'), "
+            "by reply code.",
+            ["code"],
+            registry=r,
+        )
+        self.smtp_token_wait = Histogram(
+            "herald_smtp_token_wait_seconds",
+            "Time a send waited for a token of the SMTP rate limit (sends that waited).",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
+            registry=r,
+        )
         self.consuming_paused = Gauge(
             "herald_consuming_paused",
             "1 while consuming is paused by a configuration fault (SMTP authentication).",
@@ -231,6 +255,18 @@ class Metrics:
             self.stage_duration.labels(stage)
         self.stage_errors.labels("ledger", "transient")
         self.smtp_auth_failures.inc(0)
+        for code in ("421", "451", "454"):
+            self.smtp_throttled_replies.labels(code)
+
+    # PaceObserver (senders/pace.py)
+    def smtp_rate_changed(self, rate: float) -> None:
+        self.smtp_rate_current.set(rate)
+
+    def smtp_throttled(self, code: int | None) -> None:
+        self.smtp_throttled_replies.labels(str(code) if code is not None else "none").inc()
+
+    def smtp_token_waited(self, seconds: float) -> None:
+        self.smtp_token_wait.observe(seconds)
 
     def _scheduler_lag(self) -> float:
         last = self._scheduler_passed_at

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
     smtp_retry_base_seconds: float = Field(default=1.0, gt=0)
     smtp_auth_probe_seconds: float = Field(default=30.0, gt=0)
     smtp_send_budget_seconds: float = Field(default=120.0, gt=0, le=600)
+    # Sends per second per process for the whole SMTP pool; unset: unlimited (issue 18).
+    smtp_max_rate: float | None = Field(default=None, gt=0)
     database_url: str = "sqlite:///herald.db"
     http_host: str = "0.0.0.0"  # noqa: S104 (metrics and probes must be reachable)
     http_port: int = Field(default=9464, ge=0, le=65535)
