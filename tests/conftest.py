@@ -113,11 +113,13 @@ async def ledger(database_url: str) -> AsyncIterator[SqlLedger]:
 
 
 async def _truncate(store: SqlLedger) -> None:
-    from herald.ledger.tables import deliveries, processed_events
+    from herald.ledger.tables import deliveries, processed_events, suppression_audit, suppressions
 
     async with store._engine.begin() as connection:
         await connection.execute(deliveries.delete())
         await connection.execute(processed_events.delete())
+        await connection.execute(suppressions.delete())
+        await connection.execute(suppression_audit.delete())
 
 
 # SMTP ----------------------------------------------------------------------------------------
