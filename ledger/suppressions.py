@@ -12,36 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.ledger.store import SqlLedger, as_utc
+from herald.ledger.records import REASONS, Suppression, normalise_address, strongest
 from herald.ledger.tables import suppression_audit, suppressions
 
-REASONS = ("hard_bounce", "complaint", "manual", "unsubscribed")
-# When one address has several suppressions, the one that blocks the most types decides: a hard
-# bounce or an operator's decision blocks every type, a complaint or an unsubscribe all but the
-# essential ones (catalog `essential`).
-_STRENGTH = {"hard_bounce": 0, "manual": 1, "complaint": 2, "unsubscribed": 3}
+if TYPE_CHECKING:
+    from herald.ledger.store import SqlLedger
+
+__all__ = ["REASONS", "Suppression", "SuppressionAudit", "SuppressionList", "normalise_address"]
+
 EVIDENCE_LIMIT = 500
-
-
-@dataclass(frozen=True, slots=True)
-class Suppression:
-    """One entry of the list. Its fields are the JSON of `herald suppressions list`."""
-
-    address: str
-    scope: str
-    reason: str
-    source: str
-    evidence: str | None
-    created_at: datetime
-    created_by: str
-    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,12 +43,8 @@ class SuppressionAudit:
     note: str | None
 
 
-def normalise_address(address: str) -> str:
-    """The domain lower-cased, the local part as given."""
-    local, at, domain = address.strip().rpartition("@")
-    if not at:
-        return address.strip()
-    return f"{local}@{domain.lower()}"
+def _utc(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _suppression(row: Any) -> Suppression:
@@ -72,15 +54,43 @@ def _suppression(row: Any) -> Suppression:
         reason=row.reason,
         source=row.source,
         evidence=row.evidence,
-        created_at=as_utc(row.created_at),
+        created_at=_utc(row.created_at),
         created_by=row.created_by,
-        expires_at=None if row.expires_at is None else as_utc(row.expires_at),
+        expires_at=None if row.expires_at is None else _utc(row.expires_at),
     )
 
 
-def strongest(entries: Iterable[Suppression]) -> Suppression | None:
-    """The suppression that blocks the most types, of those given."""
-    return min(entries, key=lambda entry: _STRENGTH.get(entry.reason, 99), default=None)
+async def lookup_blocking(
+    connection: AsyncConnection, addresses: Iterable[str], now: datetime
+) -> dict[str, Suppression]:
+    """The suppression of scope `all` in force at `now` for each address that has one (the
+    strongest, when several), keyed by the address as given: one query."""
+    given: dict[str, list[str]] = {}
+    for address in addresses:
+        given.setdefault(normalise_address(address), []).append(address)
+    if not given:
+        return {}
+    rows = await connection.execute(
+        select(suppressions).where(
+            and_(
+                suppressions.c.address.in_(list(given)),
+                suppressions.c.scope == "all",
+                or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
+            )
+        )
+    )
+    by_address: dict[str, list[Suppression]] = {}
+    for row in rows:
+        entry = _suppression(row)
+        by_address.setdefault(entry.address, []).append(entry)
+    found: dict[str, Suppression] = {}
+    for normalised, entries in by_address.items():
+        chosen = strongest(entries)
+        if chosen is None:
+            continue
+        for original in given.get(normalised, []):
+            found[original] = chosen
+    return found
 
 
 class SuppressionList:
@@ -238,40 +248,9 @@ class SuppressionList:
         (the strongest, when several), keyed by the address as given: one query."""
 
         async def work(connection: AsyncConnection) -> dict[str, Suppression]:
-            return await self.blocking_in(connection, addresses)
+            return await lookup_blocking(connection, addresses, self._ledger.now())
 
         found: dict[str, Suppression] = await self._ledger.run(work)
-        return found
-
-    async def blocking_in(
-        self, connection: AsyncConnection, addresses: Iterable[str]
-    ) -> dict[str, Suppression]:
-        given: dict[str, list[str]] = {}
-        for address in addresses:
-            given.setdefault(normalise_address(address), []).append(address)
-        if not given:
-            return {}
-        now = self._ledger.now()
-        rows = await connection.execute(
-            select(suppressions).where(
-                and_(
-                    suppressions.c.address.in_(list(given)),
-                    suppressions.c.scope == "all",
-                    or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
-                )
-            )
-        )
-        by_address: dict[str, list[Suppression]] = {}
-        for row in rows:
-            entry = _suppression(row)
-            by_address.setdefault(entry.address, []).append(entry)
-        found: dict[str, Suppression] = {}
-        for normalised, entries in by_address.items():
-            chosen = strongest(entries)
-            if chosen is None:
-                continue
-            for original in given.get(normalised, []):
-                found[original] = chosen
         return found
 
     async def audit(self, limit: int = 50) -> list[SuppressionAudit]:
@@ -284,7 +263,7 @@ class SuppressionList:
             return [
                 SuppressionAudit(
                     id=row.id,
-                    at=as_utc(row.at),
+                    at=_utc(row.at),
                     actor=row.actor,
                     action=row.action,
                     address=row.address,

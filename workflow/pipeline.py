@@ -3,9 +3,11 @@ ledger beside them. This is the one place the stages are composed. It is handed 
 (`workflow/ports.py`) and a `WorkflowObserver` (`workflow/observer.py`): it never names the SQL
 ledger or a metric.
 
-For each delivery the ledger is claimed first, so a redelivered or republished event never sends
-twice; the delivery is settled (sent, failed, or released for a retry) before the event is marked
-processed, and the event is acked only after that (EVENTS.md section 1, step 10).
+Before the claim, one lookup finds the event's email recipients on the suppression list; a
+suppressed delivery is recorded as `blocked` and never reaches the sender. For each delivery the
+ledger is claimed first, so a redelivered or republished event never sends twice; the delivery
+is settled (sent, failed, blocked, or released for a retry) before the event is marked processed,
+and the event is acked only after that (EVENTS.md section 1, step 10).
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from herald.errors import (
     TransientError,
 )
 from herald.faultpoints import crash_point
-from herald.ledger.records import Claim, ClaimState, NewDelivery, Provenance, Settlement
+from herald.ledger.records import (
+    Claim,
+    ClaimState,
+    NewDelivery,
+    Provenance,
+    Settlement,
+    Suppression,
+)
 from herald.renderers.email import EmailRenderer, OutgoingEmail
 from herald.renderers.webhook import render_webhook
 from herald.schemas.decode import decode
@@ -101,7 +110,7 @@ class Pipeline:
         self._leases = LeaseKeeper(self.ledger, self.lease)
 
     async def handle(self, message: InboundMessage) -> str:
-        """Process one delivery; returns its accounting outcome (sent, suppressed,
+        """Process one delivery; returns its accounting outcome (sent, blocked, suppressed,
         no_recipients, failed, ignored or duplicate). Raises for the consumer to settle."""
         started = time.perf_counter()
         with self.observer.stage("validate"):
@@ -162,6 +171,7 @@ class Pipeline:
         transaction, when nothing is left; `received_at` (monotonic) is when the broker
         delivered the event, for the delivery-to-acceptance latency."""
         recorded: set[str] = set()  # deliveries already recorded as sent
+        blocked = await self._blocked(deliveries)
         claims = await self.ledger.claim_many(
             [self._new_delivery(event, delivery) for delivery in deliveries]
             + [self._new_webhook(event, webhook) for webhook in webhooks],
@@ -170,14 +180,21 @@ class Pipeline:
         held = [
             key
             for key, claim in claims.items()
-            if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
+            if claim.state in (ClaimState.NEW, ClaimState.RESUMED) and key not in blocked
         ]
         crash_point("after_claim", event.id)
         self._leases.hold(held)
         try:
             attempts = await asyncio.gather(
                 *(
-                    self._attempt(event, delivery, claims[delivery.key], recorded, received_at)
+                    self._attempt(
+                        event,
+                        delivery,
+                        claims[delivery.key],
+                        recorded,
+                        received_at,
+                        blocked.get(delivery.key),
+                    )
                     for delivery in deliveries
                 ),
                 *(
@@ -226,6 +243,22 @@ class Pipeline:
         """Stop renewing leases (after the consumers have stopped)."""
         await self._leases.close()
 
+    async def _blocked(self, deliveries: Sequence[Delivery]) -> dict[str, Suppression]:
+        """The suppression blocking each delivery it blocks, by key: one lookup for all the
+        email recipients. A hard bounce or a manual entry blocks every type; a complaint or an
+        unsubscribe every type but those the catalog marks `essential`."""
+        if not deliveries:
+            return {}
+        found = await self.ledger.blocking(sorted({d.recipient.email for d in deliveries}))
+        if not found:
+            return {}
+        return {
+            delivery.key: suppression
+            for delivery in deliveries
+            if (suppression := found.get(delivery.recipient.email)) is not None
+            and suppression.blocks(delivery.spec.essential)
+        }
+
     def _ignore(self, ignored: IgnoredEvent) -> None:
         self.observer.ignored(ignored.domain, "unknown_type")
         if self._unknown_types.first_in_hour(ignored.type):
@@ -258,7 +291,7 @@ class Pipeline:
 
     def _settled_by_claim(self, notification: str, key: str, claim: Claim) -> _Attempt | None:
         """The attempt's result when the claim alone decides it (already done, busy, expired)."""
-        if claim.state in (ClaimState.SENT, ClaimState.FAILED):
+        if claim.state in (ClaimState.SENT, ClaimState.FAILED, ClaimState.BLOCKED):
             return _Attempt(notification, "suppressed")
         if claim.state is ClaimState.BUSY:
             busy = DeliveryBusy(f"{notification}: another worker is sending it")
@@ -298,6 +331,7 @@ class Pipeline:
         claim: Claim,
         recorded: set[str],
         received_at: float | None = None,
+        blocked: Suppression | None = None,
     ) -> _Attempt:
         """Render and send one claimed delivery, and record it as sent right after the server's
         250, shielded from cancellation: a redelivery then skips it. Other outcomes are left to
@@ -307,6 +341,8 @@ class Pipeline:
         settled = self._settled_by_claim(notification, key, claim)
         if settled is not None:
             return settled
+        if blocked is not None:  # on the suppression list: recorded, never sent
+            return _Attempt(notification, "blocked", Settlement(key, "blocked", blocked.describe()))
         begun = time.perf_counter()
         email: OutgoingEmail | None = None
         try:
@@ -368,7 +404,7 @@ class _Attempt:
 
 # An event's accounting outcome follows its notifications: the first of these that any of them
 # had, else no_recipients (nothing to send).
-_EVENT_OUTCOME_PRECEDENCE = ("failed", "sent", "suppressed")
+_EVENT_OUTCOME_PRECEDENCE = ("failed", "sent", "blocked", "suppressed")
 
 
 @dataclass(frozen=True, slots=True)
