@@ -129,6 +129,9 @@ class MemoryLedger:
                     brand=provenance.brand,
                 )
             self._deliveries[outcome.key] = _Row(record, None)
+            if outcome.hard_bounce is not None:
+                bounce = outcome.hard_bounce
+                self.suppress(bounce.address, "hard_bounce", "smtp", evidence=bounce.evidence)
         if processed is not None:
             source, event_id, _ = processed
             self._processed.setdefault((source, event_id), now)
@@ -149,10 +152,13 @@ class MemoryLedger:
         source: str = "cli",
         scope: str = "all",
         expires_at: datetime | None = None,
+        evidence: str | None = None,
     ) -> None:
         """Add a suppression (once per address, scope and reason), as `SuppressionList.add`."""
         address = normalise_address(address)
-        entry = Suppression(address, scope, reason, source, None, self._clock(), source, expires_at)
+        evidence = None if evidence is None else evidence[:500]
+        now = self._clock()
+        entry = Suppression(address, scope, reason, source, evidence, now, source, expires_at)
         self._suppressions.setdefault((address, scope, reason), entry)
 
     def unsuppress(self, address: str) -> None:

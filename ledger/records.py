@@ -47,6 +47,15 @@ class Provenance:
 
 
 @dataclass(frozen=True, slots=True)
+class HardBounce:
+    """A suppression to add with a failed delivery, in the same transaction: the server said
+    the address does not exist. `evidence` is its reply (at most 500 characters are kept)."""
+
+    address: str
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
 class Settlement:
     """The outcome of one delivery attempt: `sent`, `failed` (permanent), `retrying`, or
     `blocked` (by a suppression)."""
@@ -55,6 +64,7 @@ class Settlement:
     status: str
     detail: str | None = None
     provenance: Provenance | None = None  # of a rendered email; kept when a later one has none
+    hard_bounce: HardBounce | None = None  # with `failed`: suppress the address (source smtp)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ from herald.ledger.records import (
     Settlement,
     Suppression,
 )
-from herald.ledger.suppressions import lookup_blocking
+from herald.ledger.suppressions import insert_suppression, lookup_blocking
 
 __all__ = ["LedgerUnavailable", "SqlLedger"]
 from herald.ledger.tables import deliveries, metadata, processed_events
@@ -387,10 +387,22 @@ class SqlLedger:
             }
             for outcome in outcomes
         ]
+        bounces = [outcome.hard_bounce for outcome in outcomes if outcome.hard_bounce is not None]
 
         async def work(connection: AsyncConnection) -> None:
             if rows:
                 await connection.execute(_SETTLE, rows)
+            for bounce in bounces:  # the suppression goes with the failure, all or nothing
+                await insert_suppression(
+                    connection,
+                    self._dialect,
+                    now,
+                    bounce.address,
+                    "hard_bounce",
+                    "smtp",
+                    "herald",
+                    evidence=bounce.evidence,
+                )
             if processed is not None:
                 source, event_id, event_type = processed
                 await connection.execute(

@@ -93,6 +93,59 @@ async def lookup_blocking(
     return found
 
 
+async def insert_suppression(
+    connection: AsyncConnection,
+    dialect_name: str,
+    now: datetime,
+    address: str,
+    reason: str,
+    source: str,
+    created_by: str,
+    *,
+    evidence: str | None = None,
+    scope: str = "all",
+    expires_at: datetime | None = None,
+    note: str | None = None,
+    created_at: datetime | None = None,
+) -> bool:
+    """Add a suppression and its audit row in the caller's transaction (a bounce is recorded
+    with its delivery's failure); True if added, False if (address, scope, reason) was listed."""
+    if reason not in REASONS:
+        raise ValueError(f"unknown suppression reason {reason!r}")
+    address = normalise_address(address)
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    inserted = await connection.execute(
+        dialect.insert(suppressions)
+        .values(
+            address=address,
+            scope=scope,
+            reason=reason,
+            source=source[:50],
+            evidence=None if evidence is None else evidence[:EVIDENCE_LIMIT],
+            created_at=created_at or now,
+            created_by=created_by[:255],
+            expires_at=expires_at,
+        )
+        .on_conflict_do_nothing()
+        .returning(suppressions.c.id)
+    )
+    if inserted.scalar_one_or_none() is None:
+        return False
+    await connection.execute(
+        insert(suppression_audit).values(
+            at=now,
+            actor=created_by[:255],
+            action="add",
+            address=address,
+            scope=scope,
+            reason=reason,
+            source=source[:50],
+            note=(note if note is not None else evidence or "")[:2000] or None,
+        )
+    )
+    return True
+
+
 class SuppressionList:
     def __init__(self, ledger: SqlLedger) -> None:
         self._ledger = ledger
@@ -141,42 +194,21 @@ class SuppressionList:
         note: str | None = None,
         created_at: datetime | None = None,
     ) -> bool:
-        """`add` inside the caller's transaction (a bounce recorded with its delivery)."""
-        if reason not in REASONS:
-            raise ValueError(f"unknown suppression reason {reason!r}")
-        address = normalise_address(address)
-        now = self._ledger.now()
-        dialect = postgresql if self._ledger.dialect == "postgresql" else sqlite
-        inserted = await connection.execute(
-            dialect.insert(suppressions)
-            .values(
-                address=address,
-                scope=scope,
-                reason=reason,
-                source=source[:50],
-                evidence=None if evidence is None else evidence[:EVIDENCE_LIMIT],
-                created_at=created_at or now,
-                created_by=created_by[:255],
-                expires_at=expires_at,
-            )
-            .on_conflict_do_nothing()
-            .returning(suppressions.c.id)
+        """`add` inside the caller's transaction."""
+        return await insert_suppression(
+            connection,
+            self._ledger.dialect,
+            self._ledger.now(),
+            address,
+            reason,
+            source,
+            created_by,
+            evidence=evidence,
+            scope=scope,
+            expires_at=expires_at,
+            note=note,
+            created_at=created_at,
         )
-        if inserted.scalar_one_or_none() is None:
-            return False
-        await connection.execute(
-            insert(suppression_audit).values(
-                at=now,
-                actor=created_by[:255],
-                action="add",
-                address=address,
-                scope=scope,
-                reason=reason,
-                source=source[:50],
-                note=(note if note is not None else evidence or "")[:2000] or None,
-            )
-        )
-        return True
 
     async def remove(
         self,

@@ -28,6 +28,7 @@ from tenacity import (
 from herald.errors import PermanentSendError, SmtpAuthenticationError, TransientSendError
 from herald.renderers.email import OutgoingEmail
 from herald.senders.base import SendResult
+from herald.senders.bounces import enhanced_code
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +130,15 @@ class SmtpSender:
     async def _send_once(self, email: OutgoingEmail) -> SendResult:
         client = await self._idle.get()
         reusable = False
+        stage = "connect"  # where a refusal came, for the bounce classification
         try:
             if not client.is_connected:
                 await client.connect()
+            stage = "mail"
             await client.mail(email.envelope_from)
+            stage = "rcpt"
             await client.rcpt(email.envelope_to)
+            stage = "data"
             # Up to here nothing was delivered: any failure is safe to retry at once.
             try:
                 reply = await client.data(email.content)
@@ -147,9 +152,9 @@ class SmtpSender:
         except AmbiguousSendError:
             raise
         except aiosmtplib.SMTPRecipientRefused as exc:
-            raise _classify(exc.code, "recipient refused") from exc
+            raise _classify(exc.code, "recipient refused", exc.message, "rcpt") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise _classify(exc.code, "server refused the message") from exc
+            raise _classify(exc.code, "server refused the message", exc.message, stage) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise self._connection_error(exc) from exc
         finally:
@@ -222,9 +227,17 @@ class SmtpSender:
                     client.close()
 
 
-def _classify(code: int, what: str) -> TransientSendError | PermanentSendError:
+def _classify(
+    code: int, what: str, reply: str | None = None, stage: str | None = None
+) -> TransientSendError | PermanentSendError:
     if code in AUTHENTICATION_CODES:
         return SmtpAuthenticationError(f"SMTP authentication failed ({code})", code)
     if 400 <= code < 500:
         return TransientSendError(f"{what} temporarily ({code})", code)
-    return PermanentSendError(f"{what} permanently ({code})", code)
+    return PermanentSendError(
+        f"{what} permanently ({code})",
+        code,
+        enhanced=enhanced_code(reply),
+        stage=stage,
+        reply=None if reply is None else reply[:500],
+    )

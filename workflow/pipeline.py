@@ -35,6 +35,7 @@ from herald.faultpoints import crash_point
 from herald.ledger.records import (
     Claim,
     ClaimState,
+    HardBounce,
     NewDelivery,
     Provenance,
     Settlement,
@@ -45,6 +46,7 @@ from herald.renderers.webhook import render_webhook
 from herald.schemas.decode import decode
 from herald.schemas.envelope import Event, IgnoredEvent
 from herald.senders.base import Sender
+from herald.senders.bounces import is_hard_bounce
 from herald.senders.webhook import WebhookSender
 from herald.workflow.leases import LeaseKeeper
 from herald.workflow.observer import NullObserver, WorkflowObserver
@@ -353,14 +355,23 @@ class Pipeline:
             crash_point("after_250", event.id)
             self._observe_acceptance(event, delivery, received_at)
         except PermanentSendError as exc:
+            # The address does not exist: suppressed with the failure, in its transaction.
+            bounce = None
+            if is_hard_bounce(exc.code, exc.enhanced, exc.stage):
+                bounce = HardBounce(delivery.recipient.email, _evidence(exc))
             log.warning(
                 "notification failed permanently",
-                extra={**_event_fields(event), "notification": notification, "error": str(exc)},
+                extra={
+                    **_event_fields(event),
+                    "notification": notification,
+                    "error": str(exc),
+                    "hard_bounce": bounce is not None,
+                },
             )
             return _Attempt(
                 notification,
                 "failed",
-                Settlement(key, "failed", str(exc), _provenance(email)),
+                Settlement(key, "failed", str(exc), _provenance(email), bounce),
                 duration_ms=_milliseconds_since(begun),
             )
         except Exception as exc:
@@ -441,6 +452,13 @@ def _provenance(email: OutgoingEmail | None) -> Provenance | None:
     if email is None:
         return None
     return Provenance(email.template_version, email.locale, email.brand)
+
+
+def _evidence(error: PermanentSendError) -> str:
+    """The server's reply, as the suppression's evidence (kept in the ledger, never logged)."""
+    if error.reply is None:
+        return str(error)
+    return f"{error.code} {error.reply}" if error.code is not None else error.reply
 
 
 def _milliseconds_since(started: float) -> float:

@@ -14,7 +14,14 @@ from typing import Protocol
 import pytest
 
 from herald.ledger.memory import MemoryLedger
-from herald.ledger.records import ClaimState, DeliveryRecord, NewDelivery, Provenance, Settlement
+from herald.ledger.records import (
+    ClaimState,
+    DeliveryRecord,
+    HardBounce,
+    NewDelivery,
+    Provenance,
+    Settlement,
+)
 from herald.ledger.store import SqlLedger
 from herald.ledger.suppressions import SuppressionList
 from herald.workflow.ports import Ledger
@@ -315,3 +322,17 @@ async def test_a_blocked_delivery_is_final(ledger: ContractLedger) -> None:
     record = await record_of(ledger)
     assert (record.status, record.detail) == ("blocked", "suppressed: hard_bounce")
     assert record.completed_at is not None
+
+
+async def test_a_hard_bounce_is_suppressed_with_its_failure(ledger: ContractLedger) -> None:
+    await claim(ledger)
+    bounce = HardBounce("mia@Northwind.EXAMPLE", "550 5.1.1 user unknown " + "x" * 600)
+    await ledger.settle([Settlement(delivery().key, "failed", "refused (550)", hard_bounce=bounce)])
+    assert (await record_of(ledger)).status == "failed"
+    (entry,) = (await ledger.blocking(["mia@northwind.example"])).values()
+    assert (entry.reason, entry.source, entry.scope) == ("hard_bounce", "smtp", "all")
+    assert entry.evidence is not None and entry.evidence.startswith("550 5.1.1 user unknown")
+    assert len(entry.evidence) == 500
+    # The same bounce again (a redelivered failure) adds nothing.
+    await ledger.settle([Settlement(delivery().key, "failed", "refused (550)", hard_bounce=bounce)])
+    assert len(await ledger.blocking(["mia@northwind.example"])) == 1

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from herald.catalog.spec import NotificationSpec
+from herald.errors import PermanentSendError
 from herald.ledger.memory import MemoryLedger
 from herald.schemas.examples import load_example
 from herald.senders.memory import MemorySender
@@ -148,3 +149,33 @@ def test_the_catalog_marks_what_a_person_needs_to_get_into_their_account() -> No
 )
 def test_blocked_comes_after_sent_in_the_event_outcome(outcomes: list[str], expected: str) -> None:
     assert DeliveryReport([], outcomes).event_outcome() == expected
+
+
+async def test_a_bad_address_fails_and_is_suppressed_with_the_failure(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender
+) -> None:
+    placed: dict[str, Any] = load_example("orders.order.placed")
+    refusal = PermanentSendError(
+        "recipient refused permanently (550)",
+        550,
+        enhanced="5.1.1",
+        stage="rcpt",
+        reply="5.1.1 <x>: user unknown",
+    )
+    sender.fail_next(refusal)
+    assert await pipeline.handle(support.inbound(placed)) == "failed"
+    records = await ledger.deliveries_of_event(placed["source"], placed["id"])
+    (failed,) = [record for record in records if record.status == "failed"]
+    (suppression,) = (await ledger.blocking([failed.recipient])).values()
+    assert (suppression.reason, suppression.source) == ("hard_bounce", "smtp")
+    assert suppression.evidence == "550 5.1.1 <x>: user unknown"
+
+
+@pytest.mark.parametrize(("code", "enhanced"), [(554, "5.7.1"), (552, "5.2.2"), (554, "5.6.0")])
+async def test_a_policy_content_or_full_mailbox_refusal_does_not_suppress(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender, code: int, enhanced: str
+) -> None:
+    placed: dict[str, Any] = load_example("orders.order.placed")
+    sender.fail_next(PermanentSendError("refused", code, enhanced=enhanced, stage="rcpt"))
+    assert await pipeline.handle(support.inbound(placed)) == "failed"
+    assert await ledger.blocking([OPERATOR, CUSTOMER]) == {}
