@@ -79,6 +79,9 @@ class NotificationSpec(Generic[Model]):
     `kind` is `event` (sent when `trigger` arrives and `condition` holds), `schedule` (sent by
     the scheduler per `series`; `trigger` is then the arming event whose `data` renders it) or
     `threshold` (evaluated on `trigger` by the threshold rules of NOTIFICATIONS.md 5).
+
+    `essential` marks what a person needs to get into their account (activation, recovery,
+    two-factor reset, welcome): a complaint does not block it, a hard bounce still does.
     """
 
     id: str
@@ -91,6 +94,7 @@ class NotificationSpec(Generic[Model]):
     channels: tuple[Channel, ...] = ("email",)
     kind: Kind = "event"
     series: ReminderSeries[Any] | None = None
+    essential: bool = False
 
     def holds(self, data: ContractModel) -> bool:
         """Whether the entry's condition holds for `data`, the `data` of a `trigger` event.

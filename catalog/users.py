@@ -117,6 +117,7 @@ SPECS = (
         trigger="users.analytics_account.invited",
         trigger_model=AnalyticsAccountInvited,
         recipients=("user",),
+        essential=True,
     ),
     NotificationSpec(
         id="portal_account_activation",
@@ -124,6 +125,7 @@ SPECS = (
         trigger="users.portal_account.created",
         trigger_model=PortalAccountCreated,
         recipients=("user",),
+        essential=True,
     ),
     NotificationSpec(
         id="portal_account_expiry_warning",
@@ -150,6 +152,7 @@ SPECS = (
         trigger="users.portal_account.two_factor_reset",
         trigger_model=PortalAccountTwoFactorReset,
         recipients=("user",),
+        essential=True,
     ),
     NotificationSpec(
         id="service_account_activation",
@@ -157,6 +160,7 @@ SPECS = (
         trigger="users.service_account.invited",
         trigger_model=ServiceAccountInvited,
         recipients=("user",),
+        essential=True,
     ),
     NotificationSpec(
         id="service_account_welcome",
@@ -164,6 +168,7 @@ SPECS = (
         trigger="users.service_account.activated",
         trigger_model=ServiceAccountActivated,
         recipients=("user",),
+        essential=True,
     ),
     NotificationSpec(
         id="service_account_recovery",
@@ -171,6 +176,7 @@ SPECS = (
         trigger="users.service_account.recovery_requested",
         trigger_model=ServiceAccountRecoveryRequested,
         recipients=("user",),
+        essential=True,
     ),
     NotificationSpec(
         id="service_account_deactivated",
@@ -192,6 +198,7 @@ SPECS = (
         trigger="users.service_account.two_factor_reset",
         trigger_model=ServiceAccountTwoFactorReset,
         recipients=("user",),
+        essential=True,
     ),
     NotificationSpec(
         id="calling_domain_created",

@@ -66,10 +66,23 @@ class SmtpAuthenticationError(TransientSendError):
 
 
 class PermanentSendError(PermanentError):
-    """The mail server refused the message for good (5xx)."""
+    """The mail server refused the message for good (5xx). `enhanced` is the reply's RFC 3463
+    status code (`5.1.1`), `stage` where it came (`mail`, `rcpt`, `data`), `reply` the server's
+    text (which may name the address: for the ledger, never for logs or metrics)."""
 
-    def __init__(self, message: str, code: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        code: int | None = None,
+        *,
+        enhanced: str | None = None,
+        stage: str | None = None,
+        reply: str | None = None,
+    ) -> None:
         self.code = code
+        self.enhanced = enhanced
+        self.stage = stage
+        self.reply = reply
         super().__init__(message)
 
 

@@ -20,9 +20,16 @@ from herald.ledger.records import (
     DeliveryRecord,
     NewDelivery,
     Settlement,
+    Suppression,
+    normalise_address,
+    strongest,
 )
 
-_SETTLED_STATES = {"sent": ClaimState.SENT, "failed": ClaimState.FAILED}
+_SETTLED_STATES = {
+    "sent": ClaimState.SENT,
+    "failed": ClaimState.FAILED,
+    "blocked": ClaimState.BLOCKED,
+}
 
 
 @dataclass(slots=True)
@@ -38,6 +45,7 @@ class MemoryLedger:
         self._clock = clock
         self._processed: dict[tuple[str, str], datetime] = {}
         self._deliveries: dict[str, _Row] = {}
+        self._suppressions: dict[tuple[str, str, str], Suppression] = {}
 
     def now(self) -> datetime:
         return self._clock()
@@ -111,7 +119,7 @@ class MemoryLedger:
                 row.record,
                 status=outcome.status,
                 detail=outcome.detail,
-                completed_at=now if outcome.status in ("sent", "failed") else None,
+                completed_at=now if outcome.status in ("sent", "failed", "blocked") else None,
             )
             if provenance is not None:  # a settlement without one keeps the recorded one
                 record = replace(
@@ -121,6 +129,9 @@ class MemoryLedger:
                     brand=provenance.brand,
                 )
             self._deliveries[outcome.key] = _Row(record, None)
+            if outcome.hard_bounce is not None:
+                bounce = outcome.hard_bounce
+                self.suppress(bounce.address, "hard_bounce", "smtp", evidence=bounce.evidence)
         if processed is not None:
             source, event_id, _ = processed
             self._processed.setdefault((source, event_id), now)
@@ -131,6 +142,45 @@ class MemoryLedger:
             row = self._deliveries.get(key)
             if row is not None and row.record.status == "sending":
                 row.lease_until = lease_until
+
+    # Suppressions ------------------------------------------------------------------------------
+
+    def suppress(
+        self,
+        address: str,
+        reason: str,
+        source: str = "cli",
+        scope: str = "all",
+        expires_at: datetime | None = None,
+        evidence: str | None = None,
+    ) -> None:
+        """Add a suppression (once per address, scope and reason), as `SuppressionList.add`."""
+        address = normalise_address(address)
+        evidence = None if evidence is None else evidence[:500]
+        now = self._clock()
+        entry = Suppression(address, scope, reason, source, evidence, now, source, expires_at)
+        self._suppressions.setdefault((address, scope, reason), entry)
+
+    def unsuppress(self, address: str) -> None:
+        address = normalise_address(address)
+        for key in [key for key in self._suppressions if key[0] == address]:
+            del self._suppressions[key]
+
+    async def blocking(self, addresses: Sequence[str]) -> dict[str, Suppression]:
+        now = self._clock()
+        found: dict[str, Suppression] = {}
+        for address in addresses:
+            normalised = normalise_address(address)
+            chosen = strongest(
+                entry
+                for (listed, scope, _), entry in self._suppressions.items()
+                if listed == normalised
+                and scope == "all"
+                and (entry.expires_at is None or entry.expires_at > now)
+            )
+            if chosen is not None:
+                found[address] = chosen
+        return found
 
     async def deliveries_of_event(self, source: str, event_id: str) -> list[DeliveryRecord]:
         records = [

@@ -5,6 +5,7 @@ back (`herald deliveries find`)."""
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,6 +15,7 @@ class ClaimState(enum.Enum):
     RESUMED = "resumed"  # an earlier attempt failed or its worker died: send again
     SENT = "sent"  # already delivered: suppress
     FAILED = "failed"  # already failed permanently: suppress
+    BLOCKED = "blocked"  # already recorded as blocked by a suppression: suppress
     BUSY = "busy"  # another worker holds the lease right now: try later
 
 
@@ -45,13 +47,24 @@ class Provenance:
 
 
 @dataclass(frozen=True, slots=True)
+class HardBounce:
+    """A suppression to add with a failed delivery, in the same transaction: the server said
+    the address does not exist. `evidence` is its reply (at most 500 characters are kept)."""
+
+    address: str
+    evidence: str
+
+
+@dataclass(frozen=True, slots=True)
 class Settlement:
-    """The outcome of one delivery attempt: `sent`, `failed` (permanent) or `retrying`."""
+    """The outcome of one delivery attempt: `sent`, `failed` (permanent), `retrying`, or
+    `blocked` (by a suppression)."""
 
     key: str
     status: str
     detail: str | None = None
     provenance: Provenance | None = None  # of a rendered email; kept when a later one has none
+    hard_bounce: HardBounce | None = None  # with `failed`: suppress the address (source smtp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +78,7 @@ class DeliveryRecord:
     event_source: str
     event_id: str
     message_id: str
-    status: str  # sending, sent, failed, retrying
+    status: str  # sending, sent, failed, retrying, blocked
     attempts: int
     first_attempt_at: datetime
     last_attempt_at: datetime
@@ -81,3 +94,47 @@ class DeliveryRecord:
         if self.template_version is None:
             return None
         return Provenance(self.template_version, self.locale or "", self.brand or "")
+
+
+# Suppressions (`ledger/suppressions.py`) ---------------------------------------------------
+
+REASONS = ("hard_bounce", "complaint", "manual", "unsubscribed")
+# When one address has several suppressions, the one that blocks the most types decides: a hard
+# bounce or an operator's decision blocks every type, a complaint or an unsubscribe all but the
+# essential ones (catalog `essential`).
+_STRENGTH = {"hard_bounce": 0, "manual": 1, "complaint": 2, "unsubscribed": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One entry of the list. Its fields are the JSON of `herald suppressions list`."""
+
+    address: str
+    scope: str
+    reason: str
+    source: str
+    evidence: str | None
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None = None
+
+    def blocks(self, essential: bool) -> bool:
+        """Whether it stops a notification type; `essential` is the type's catalog mark."""
+        return self.reason in ("hard_bounce", "manual") or not essential
+
+    def describe(self) -> str:
+        """The `detail` of a delivery it blocked."""
+        return f"suppressed: {self.reason} ({self.source}, {self.created_at.isoformat()})"
+
+
+def normalise_address(address: str) -> str:
+    """The domain lower-cased, the local part as given."""
+    local, at, domain = address.strip().rpartition("@")
+    if not at:
+        return address.strip()
+    return f"{local}@{domain.lower()}"
+
+
+def strongest(entries: Iterable[Suppression]) -> Suppression | None:
+    """The suppression that blocks the most types, of those given."""
+    return min(entries, key=lambda entry: _STRENGTH.get(entry.reason, 99), default=None)

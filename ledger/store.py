@@ -31,14 +31,21 @@ from herald.ledger.records import (
     NewDelivery,
     Provenance,
     Settlement,
+    Suppression,
 )
+from herald.ledger.suppressions import insert_suppression, lookup_blocking
 
 __all__ = ["LedgerUnavailable", "SqlLedger"]
 from herald.ledger.tables import deliveries, metadata, processed_events
 
 # The advisory lock that serialises schema creation across replicas (any constant bigint).
 _SCHEMA_LOCK_KEY = 0x4845_5241_4C44  # "HERALD"
-_SETTLED_STATES = {"sent": ClaimState.SENT, "failed": ClaimState.FAILED}
+_SETTLED_STATES = {
+    "sent": ClaimState.SENT,
+    "failed": ClaimState.FAILED,
+    "blocked": ClaimState.BLOCKED,
+}
+_FINAL = ("sent", "failed", "blocked")
 
 
 def _unavailable(error: Exception) -> Exception:
@@ -375,15 +382,27 @@ class SqlLedger:
                 "settled_key": outcome.key,
                 "settled_status": outcome.status,
                 "settled_detail": outcome.detail,
-                "settled_at": now if outcome.status in ("sent", "failed") else None,
+                "settled_at": now if outcome.status in _FINAL else None,
                 **_provenance_row(outcome.provenance),
             }
             for outcome in outcomes
         ]
+        bounces = [outcome.hard_bounce for outcome in outcomes if outcome.hard_bounce is not None]
 
         async def work(connection: AsyncConnection) -> None:
             if rows:
                 await connection.execute(_SETTLE, rows)
+            for bounce in bounces:  # the suppression goes with the failure, all or nothing
+                await insert_suppression(
+                    connection,
+                    self._dialect,
+                    now,
+                    bounce.address,
+                    "hard_bounce",
+                    "smtp",
+                    "herald",
+                    evidence=bounce.evidence,
+                )
             if processed is not None:
                 source, event_id, event_type = processed
                 await connection.execute(
@@ -412,6 +431,15 @@ class SqlLedger:
             )
 
         await self._run(work)
+
+    async def blocking(self, addresses: Sequence[str]) -> dict[str, Suppression]:
+        """The suppressions in force (scope `all`) for these addresses, in one query."""
+
+        async def work(connection: AsyncConnection) -> dict[str, Suppression]:
+            return await lookup_blocking(connection, addresses, self._clock())
+
+        found: dict[str, Suppression] = await self._run(work)
+        return found
 
     async def deliveries_of_event(self, source: str, event_id: str) -> list[DeliveryRecord]:
         async def work(connection: AsyncConnection) -> list[DeliveryRecord]:

@@ -147,3 +147,39 @@ delivery_attempts = Table(
     Column("attempts", Integer, nullable=False),
     Column("last_attempt_at", DateTime(timezone=True), nullable=False),
 )
+
+# Addresses Herald must not mail (`ledger/suppressions.py`): one row per address, scope and
+# reason. `address` is normalised (domain lower-cased, local part as given); `scope` is `all` or
+# a notification category; `evidence` is the SMTP reply or provider diagnostic, at most 500
+# characters and nothing else personal.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("address", String(320), nullable=False),
+    Column("scope", String(100), nullable=False),
+    Column("reason", String(20), nullable=False),  # hard_bounce, complaint, manual, unsubscribed
+    Column("source", String(50), nullable=False),  # smtp, cli, import, ...
+    Column("evidence", String(500), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", String(255), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("address", "scope", "reason", name="uq_suppression"),
+    Index("ix_suppressions_created_at", "created_at"),
+)
+
+# Every add and remove of a suppression: who, when, why (like `replay_audit`).
+suppression_audit = Table(
+    "suppression_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", String(255), nullable=False),
+    Column("action", String(20), nullable=False),  # add, remove
+    Column("address", String(320), nullable=False),
+    Column("scope", String(100), nullable=False),
+    Column("reason", String(20), nullable=False),
+    Column("source", String(50), nullable=False),
+    Column("note", Text, nullable=True),  # why: the operator's note, or the evidence
+    Index("ix_suppression_audit_at", "at"),
+)

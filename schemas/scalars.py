@@ -45,6 +45,12 @@ def parse_timestamp(value: object) -> object:
     return parsed.astimezone(UTC)
 
 
+def is_addr_spec(value: str) -> bool:
+    """Whether the whole value is one RFC 5322 addr-spec of at most 254 characters (the
+    contract's `Email`)."""
+    return len(value) <= 254 and _ADDR_SPEC.fullmatch(value) is not None
+
+
 def _check_addr_spec(value: str) -> str:
     if not _ADDR_SPEC.fullmatch(value):
         raise ValueError("must be an RFC 5322 addr-spec")

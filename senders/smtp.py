@@ -32,6 +32,7 @@ from tenacity import (
 from herald.errors import PermanentSendError, SmtpAuthenticationError, TransientSendError
 from herald.renderers.email import OutgoingEmail
 from herald.senders.base import SendResult
+from herald.senders.bounces import enhanced_code
 from herald.senders.pace import Pace, PaceObserver, is_throttling
 
 log = logging.getLogger(__name__)
@@ -144,11 +145,15 @@ class SmtpSender:
         await self.pace.acquire()
         client = await self._idle.get()
         reusable = False
+        stage = "connect"  # where a refusal came, for the bounce classification
         try:
             if not client.is_connected:
                 await client.connect()
+            stage = "mail"
             await client.mail(email.envelope_from)
+            stage = "rcpt"
             await client.rcpt(email.envelope_to)
+            stage = "data"
             # Up to here nothing was delivered: any failure is safe to retry at once.
             try:
                 reply = await client.data(email.content)
@@ -162,9 +167,9 @@ class SmtpSender:
         except AmbiguousSendError:
             raise
         except aiosmtplib.SMTPRecipientRefused as exc:
-            raise self._refused(exc, "recipient refused") from exc
+            raise self._refused(exc, "recipient refused", "rcpt") from exc
         except aiosmtplib.SMTPResponseException as exc:
-            raise self._refused(exc, "server refused the message") from exc
+            raise self._refused(exc, "server refused the message", stage) from exc
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
             raise self._connection_error(exc) from exc
         finally:
@@ -176,7 +181,7 @@ class SmtpSender:
             self._idle.put_nowait(client)
 
     def _refused(
-        self, exc: aiosmtplib.SMTPResponseException, what: str
+        self, exc: aiosmtplib.SMTPResponseException, what: str, stage: str
     ) -> TransientSendError | PermanentSendError:
         if 400 <= exc.code < 500 and is_throttling(exc.code, exc.message):
             self.pace.throttled(exc.code)
@@ -186,7 +191,7 @@ class SmtpSender:
                 self.pace.current_rate,
             )
             return SmtpThrottled(f"{what} temporarily, throttled ({exc.code})", exc.code)
-        return _classify(exc.code, what)
+        return _classify(exc.code, what, exc.message, stage)
 
     @staticmethod
     def _discard(client: aiosmtplib.SMTP) -> None:
@@ -250,9 +255,17 @@ class SmtpSender:
                     client.close()
 
 
-def _classify(code: int, what: str) -> TransientSendError | PermanentSendError:
+def _classify(
+    code: int, what: str, reply: str | None = None, stage: str | None = None
+) -> TransientSendError | PermanentSendError:
     if code in AUTHENTICATION_CODES:
         return SmtpAuthenticationError(f"SMTP authentication failed ({code})", code)
     if 400 <= code < 500:
         return TransientSendError(f"{what} temporarily ({code})", code)
-    return PermanentSendError(f"{what} permanently ({code})", code)
+    return PermanentSendError(
+        f"{what} permanently ({code})",
+        code,
+        enhanced=enhanced_code(reply),
+        stage=stage,
+        reply=None if reply is None else reply[:500],
+    )

@@ -1,6 +1,6 @@
 """The `herald` command line (typer): run, topology (declare, definitions), dev-smtp, catalog,
-preview, gallery, schemas, reminders, publish-example, replay (dead letters) and deliveries
-(support)."""
+preview, gallery, schemas, reminders, publish-example, replay (dead letters), deliveries
+(support) and suppressions."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from herald.schemas.examples import example_names
 from herald.service.logs import configure_logging
 from herald.service.replay_cli import deliveries_app, replay_app
 from herald.service.settings import load_settings
+from herald.service.suppressions_cli import suppressions_app
 from herald.tools.devsmtp import start_dev_smtp
 from herald.tools.publish import publish_examples
 
@@ -39,6 +40,7 @@ schemas_app = typer.Typer(
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(replay_app, name="replay")
 app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(suppressions_app, name="suppressions")
 console = Console(stderr=True)
 
 

@@ -76,8 +76,8 @@ class Metrics:
         )
         self.events_accounted = Counter(
             "herald_events_accounted",
-            "How each delivery taken ended, exactly once per delivery: sent, suppressed, "
-            "no_recipients, failed (valid events, by their notifications' outcomes), "
+            "How each delivery taken ended, exactly once per delivery: sent, blocked, "
+            "suppressed, no_recipients, failed (valid events, by their notifications' outcomes), "
             "dead_lettered, ignored, duplicate, retrying, requeued or interrupted. Summed over "
             "outcomes it equals herald_events_received_total once in-flight deliveries settle; "
             "a difference that persists is a gap.",
@@ -86,14 +86,14 @@ class Metrics:
         )
         self.events_processed = Counter(
             "herald_events_processed",
-            "Valid events whose every notification was sent, suppressed or recorded.",
+            "Valid events whose every notification was sent, blocked, suppressed or recorded.",
             ["domain"],
             registry=r,
         )
         self.notifications = Counter(
             "herald_notifications",
             "Notification deliveries by outcome "
-            "(sent, failed, suppressed, no_recipients, retrying).",
+            "(sent, failed, blocked, suppressed, no_recipients, retrying).",
             ["domain", "notification", "outcome"],
             registry=r,
         )

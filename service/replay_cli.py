@@ -28,7 +28,7 @@ from herald.errors import ConfigurationError
 from herald.ledger.audit import AuditEntry, AuditLog
 from herald.ledger.lookup import find_deliveries
 from herald.ledger.queue_marks import QueueMarks
-from herald.ledger.records import DeliveryRecord
+from herald.ledger.records import DeliveryRecord, Suppression
 from herald.ledger.store import SqlLedger
 from herald.service.settings import Settings, load_settings
 from herald.tools import replay
@@ -446,6 +446,17 @@ def audit_command(
     out.print(table)
 
 
+def _found_json(record: DeliveryRecord, suppressions: dict[str, Suppression]) -> dict[str, Any]:
+    """A record as `deliveries find --format json` shows it; a blocked one also names the
+    suppression that still blocks its recipient (null once removed; `detail` keeps the reason
+    it was blocked for)."""
+    document = asdict(record)
+    if record.status == "blocked":
+        suppression = suppressions.get(record.recipient)
+        document["suppression"] = None if suppression is None else asdict(suppression)
+    return document
+
+
 @deliveries_app.command("find")
 def deliveries_find(
     event_id: Annotated[str | None, typer.Option("--event-id", help="The event's id.")] = None,
@@ -462,18 +473,20 @@ def deliveries_find(
         raise typer.Exit(code=2)
     settings = _settings()
 
-    async def work() -> list[DeliveryRecord]:
+    async def work() -> tuple[list[DeliveryRecord], dict[str, Suppression]]:
         ledger = await SqlLedger.open(settings.database_url)
         try:
-            return await find_deliveries(
+            found = await find_deliveries(
                 ledger, event_id=event_id, recipient=recipient, since=parse_time(since)
             )
+            blocked = {record.recipient for record in found if record.status == "blocked"}
+            return found, await ledger.blocking(sorted(blocked))
         finally:
             await ledger.close()
 
-    records = _run(work())
+    records, suppressions = _run(work())
     if output == "json":
-        _print_json([asdict(record) for record in records])
+        _print_json([_found_json(record, suppressions) for record in records])
         return
     table = Table(title=f"deliveries ({len(records)})")
     columns = (

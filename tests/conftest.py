@@ -113,11 +113,13 @@ async def ledger(database_url: str) -> AsyncIterator[SqlLedger]:
 
 
 async def _truncate(store: SqlLedger) -> None:
-    from herald.ledger.tables import deliveries, processed_events
+    from herald.ledger.tables import deliveries, processed_events, suppression_audit, suppressions
 
     async with store._engine.begin() as connection:
         await connection.execute(deliveries.delete())
         await connection.execute(processed_events.delete())
+        await connection.execute(suppressions.delete())
+        await connection.execute(suppression_audit.delete())
 
 
 # SMTP ----------------------------------------------------------------------------------------
@@ -143,6 +145,8 @@ class SmtpServer:
     received: list[Received] = field(default_factory=list)
     # Replies to give instead of 250, consumed in order (e.g. "451 try later").
     scripted_replies: list[str] = field(default_factory=list)
+    # Replies to RCPT TO for these addresses (e.g. "550 5.1.1 no such user"), every time.
+    refused_recipients: dict[str, str] = field(default_factory=dict)
 
     async def wait_for(self, count: int, timeout: float = 20.0) -> list[Received]:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -158,6 +162,15 @@ class SmtpServer:
 class _CollectingHandler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
+
+    async def handle_RCPT(
+        self, _server: Any, _session: Any, envelope: Envelope, address: str, _options: Any
+    ) -> str:
+        refusal = self.server.refused_recipients.get(address)
+        if refusal is not None:
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Envelope) -> str:
         if self.server.scripted_replies:

@@ -31,8 +31,8 @@ class WorkflowObserver(Protocol):
         ...
 
     def notification_settled(self, domain: str, notification: str, outcome: str) -> None:
-        """An email notification ended (sent, failed, suppressed, retrying) or had nobody to
-        go to (no_recipients)."""
+        """An email notification ended (sent, failed, blocked, suppressed, retrying) or had
+        nobody to go to (no_recipients)."""
         ...
 
     def webhook_settled(self, notification: str, outcome: str) -> None:

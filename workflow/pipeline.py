@@ -3,9 +3,11 @@ ledger beside them. This is the one place the stages are composed. It is handed 
 (`workflow/ports.py`) and a `WorkflowObserver` (`workflow/observer.py`): it never names the SQL
 ledger or a metric.
 
-For each delivery the ledger is claimed first, so a redelivered or republished event never sends
-twice; the delivery is settled (sent, failed, or released for a retry) before the event is marked
-processed, and the event is acked only after that (EVENTS.md section 1, step 10).
+Before the claim, one lookup finds the event's email recipients on the suppression list; a
+suppressed delivery is recorded as `blocked` and never reaches the sender. For each delivery the
+ledger is claimed first, so a redelivered or republished event never sends twice; the delivery
+is settled (sent, failed, blocked, or released for a retry) before the event is marked processed,
+and the event is acked only after that (EVENTS.md section 1, step 10).
 """
 
 from __future__ import annotations
@@ -30,12 +32,21 @@ from herald.errors import (
     TransientError,
 )
 from herald.faultpoints import crash_point
-from herald.ledger.records import Claim, ClaimState, NewDelivery, Provenance, Settlement
+from herald.ledger.records import (
+    Claim,
+    ClaimState,
+    HardBounce,
+    NewDelivery,
+    Provenance,
+    Settlement,
+    Suppression,
+)
 from herald.renderers.email import EmailRenderer, OutgoingEmail
 from herald.renderers.webhook import render_webhook
 from herald.schemas.decode import decode
 from herald.schemas.envelope import Event, IgnoredEvent
 from herald.senders.base import Sender
+from herald.senders.bounces import is_hard_bounce
 from herald.senders.webhook import WebhookSender
 from herald.workflow.leases import LeaseKeeper
 from herald.workflow.observer import NullObserver, WorkflowObserver
@@ -101,7 +112,7 @@ class Pipeline:
         self._leases = LeaseKeeper(self.ledger, self.lease)
 
     async def handle(self, message: InboundMessage) -> str:
-        """Process one delivery; returns its accounting outcome (sent, suppressed,
+        """Process one delivery; returns its accounting outcome (sent, blocked, suppressed,
         no_recipients, failed, ignored or duplicate). Raises for the consumer to settle."""
         started = time.perf_counter()
         with self.observer.stage("validate"):
@@ -162,6 +173,7 @@ class Pipeline:
         transaction, when nothing is left; `received_at` (monotonic) is when the broker
         delivered the event, for the delivery-to-acceptance latency."""
         recorded: set[str] = set()  # deliveries already recorded as sent
+        blocked = await self._blocked(deliveries)
         claims = await self.ledger.claim_many(
             [self._new_delivery(event, delivery) for delivery in deliveries]
             + [self._new_webhook(event, webhook) for webhook in webhooks],
@@ -170,14 +182,21 @@ class Pipeline:
         held = [
             key
             for key, claim in claims.items()
-            if claim.state in (ClaimState.NEW, ClaimState.RESUMED)
+            if claim.state in (ClaimState.NEW, ClaimState.RESUMED) and key not in blocked
         ]
         crash_point("after_claim", event.id)
         self._leases.hold(held)
         try:
             attempts = await asyncio.gather(
                 *(
-                    self._attempt(event, delivery, claims[delivery.key], recorded, received_at)
+                    self._attempt(
+                        event,
+                        delivery,
+                        claims[delivery.key],
+                        recorded,
+                        received_at,
+                        blocked.get(delivery.key),
+                    )
                     for delivery in deliveries
                 ),
                 *(
@@ -226,6 +245,22 @@ class Pipeline:
         """Stop renewing leases (after the consumers have stopped)."""
         await self._leases.close()
 
+    async def _blocked(self, deliveries: Sequence[Delivery]) -> dict[str, Suppression]:
+        """The suppression blocking each delivery it blocks, by key: one lookup for all the
+        email recipients. A hard bounce or a manual entry blocks every type; a complaint or an
+        unsubscribe every type but those the catalog marks `essential`."""
+        if not deliveries:
+            return {}
+        found = await self.ledger.blocking(sorted({d.recipient.email for d in deliveries}))
+        if not found:
+            return {}
+        return {
+            delivery.key: suppression
+            for delivery in deliveries
+            if (suppression := found.get(delivery.recipient.email)) is not None
+            and suppression.blocks(delivery.spec.essential)
+        }
+
     def _ignore(self, ignored: IgnoredEvent) -> None:
         self.observer.ignored(ignored.domain, "unknown_type")
         if self._unknown_types.first_in_hour(ignored.type):
@@ -258,7 +293,7 @@ class Pipeline:
 
     def _settled_by_claim(self, notification: str, key: str, claim: Claim) -> _Attempt | None:
         """The attempt's result when the claim alone decides it (already done, busy, expired)."""
-        if claim.state in (ClaimState.SENT, ClaimState.FAILED):
+        if claim.state in (ClaimState.SENT, ClaimState.FAILED, ClaimState.BLOCKED):
             return _Attempt(notification, "suppressed")
         if claim.state is ClaimState.BUSY:
             busy = DeliveryBusy(f"{notification}: another worker is sending it")
@@ -298,6 +333,7 @@ class Pipeline:
         claim: Claim,
         recorded: set[str],
         received_at: float | None = None,
+        blocked: Suppression | None = None,
     ) -> _Attempt:
         """Render and send one claimed delivery, and record it as sent right after the server's
         250, shielded from cancellation: a redelivery then skips it. Other outcomes are left to
@@ -307,6 +343,8 @@ class Pipeline:
         settled = self._settled_by_claim(notification, key, claim)
         if settled is not None:
             return settled
+        if blocked is not None:  # on the suppression list: recorded, never sent
+            return _Attempt(notification, "blocked", Settlement(key, "blocked", blocked.describe()))
         begun = time.perf_counter()
         email: OutgoingEmail | None = None
         try:
@@ -317,14 +355,23 @@ class Pipeline:
             crash_point("after_250", event.id)
             self._observe_acceptance(event, delivery, received_at)
         except PermanentSendError as exc:
+            # The address does not exist: suppressed with the failure, in its transaction.
+            bounce = None
+            if is_hard_bounce(exc.code, exc.enhanced, exc.stage):
+                bounce = HardBounce(delivery.recipient.email, _evidence(exc))
             log.warning(
                 "notification failed permanently",
-                extra={**_event_fields(event), "notification": notification, "error": str(exc)},
+                extra={
+                    **_event_fields(event),
+                    "notification": notification,
+                    "error": str(exc),
+                    "hard_bounce": bounce is not None,
+                },
             )
             return _Attempt(
                 notification,
                 "failed",
-                Settlement(key, "failed", str(exc), _provenance(email)),
+                Settlement(key, "failed", str(exc), _provenance(email), bounce),
                 duration_ms=_milliseconds_since(begun),
             )
         except Exception as exc:
@@ -368,7 +415,7 @@ class _Attempt:
 
 # An event's accounting outcome follows its notifications: the first of these that any of them
 # had, else no_recipients (nothing to send).
-_EVENT_OUTCOME_PRECEDENCE = ("failed", "sent", "suppressed")
+_EVENT_OUTCOME_PRECEDENCE = ("failed", "sent", "blocked", "suppressed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +452,13 @@ def _provenance(email: OutgoingEmail | None) -> Provenance | None:
     if email is None:
         return None
     return Provenance(email.template_version, email.locale, email.brand)
+
+
+def _evidence(error: PermanentSendError) -> str:
+    """The server's reply, as the suppression's evidence (kept in the ledger, never logged)."""
+    if error.reply is None:
+        return str(error)
+    return f"{error.code} {error.reply}" if error.code is not None else error.reply
 
 
 def _milliseconds_since(started: float) -> float:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from herald.ledger.records import Claim, NewDelivery, Settlement
+from herald.ledger.records import Claim, NewDelivery, Settlement, Suppression
 
 if TYPE_CHECKING:
     from herald.ledger.memory import MemoryLedger
@@ -31,6 +31,11 @@ class Ledger(Protocol):
 
     async def is_processed(self, source: str, event_id: str) -> bool:
         """Whether the event (`source`, `id`) was marked processed (EVENTS.md 3.2)."""
+        ...
+
+    async def blocking(self, addresses: Sequence[str]) -> dict[str, Suppression]:
+        """The suppressions of scope `all` in force for these addresses (the strongest of each
+        address's), keyed by the address as given; one lookup for an event's recipients."""
         ...
 
     async def claim_many(self, batch: Sequence[NewDelivery], lease: timedelta) -> dict[str, Claim]:

@@ -14,8 +14,16 @@ from typing import Protocol
 import pytest
 
 from herald.ledger.memory import MemoryLedger
-from herald.ledger.records import ClaimState, DeliveryRecord, NewDelivery, Provenance, Settlement
+from herald.ledger.records import (
+    ClaimState,
+    DeliveryRecord,
+    HardBounce,
+    NewDelivery,
+    Provenance,
+    Settlement,
+)
 from herald.ledger.store import SqlLedger
+from herald.ledger.suppressions import SuppressionList
 from herald.workflow.ports import Ledger
 from tests.conftest import _truncate
 
@@ -260,3 +268,71 @@ async def test_an_unrendered_delivery_has_no_provenance(ledger: ContractLedger) 
     await claim(ledger)
     await ledger.settle([Settlement(delivery().key, "failed", "550")])
     assert (await record_of(ledger)).provenance is None
+
+
+# Suppressions ---------------------------------------------------------------------------------
+
+
+async def suppress(
+    ledger: ContractLedger,
+    address: str,
+    reason: str,
+    scope: str = "all",
+    expires_at: datetime | None = None,
+) -> None:
+    """Add a suppression: the CLI's `SuppressionList` on a SQL ledger, `suppress` in memory."""
+    if isinstance(ledger, MemoryLedger):
+        ledger.suppress(address, reason, "cli", scope, expires_at)
+    else:
+        assert isinstance(ledger, SqlLedger)
+        listing = SuppressionList(ledger)
+        await listing.add(address, reason, "cli", "test", scope=scope, expires_at=expires_at)
+
+
+async def test_blocking_finds_the_strongest_suppression_in_force(
+    ledger: ContractLedger, clock: Clock
+) -> None:
+    await suppress(ledger, "mia@Northwind.example", "complaint")
+    await suppress(ledger, "mia@northwind.example", "hard_bounce")
+    await suppress(ledger, "ola@northwind.example", "unsubscribed", scope="orders")
+    await suppress(ledger, "per@northwind.example", "manual", expires_at=clock.now + LEASE)
+    await suppress(ledger, "Kim@northwind.example", "manual")
+    found = await ledger.blocking(
+        [
+            "mia@NORTHWIND.example",
+            "ola@northwind.example",
+            "per@northwind.example",
+            "kim@northwind.example",  # the local part is kept as given: another mailbox
+        ]
+    )
+    assert {address: entry.reason for address, entry in found.items()} == {
+        "mia@NORTHWIND.example": "hard_bounce",
+        "per@northwind.example": "manual",
+    }
+    assert found["mia@NORTHWIND.example"].address == "mia@northwind.example"
+    clock.advance(LEASE * 2)
+    assert list(await ledger.blocking(["per@northwind.example"])) == []
+    assert await ledger.blocking([]) == {}
+
+
+async def test_a_blocked_delivery_is_final(ledger: ContractLedger) -> None:
+    await claim(ledger)
+    await ledger.settle([Settlement(delivery().key, "blocked", "suppressed: hard_bounce")])
+    assert await claim(ledger) is ClaimState.BLOCKED
+    record = await record_of(ledger)
+    assert (record.status, record.detail) == ("blocked", "suppressed: hard_bounce")
+    assert record.completed_at is not None
+
+
+async def test_a_hard_bounce_is_suppressed_with_its_failure(ledger: ContractLedger) -> None:
+    await claim(ledger)
+    bounce = HardBounce("mia@Northwind.EXAMPLE", "550 5.1.1 user unknown " + "x" * 600)
+    await ledger.settle([Settlement(delivery().key, "failed", "refused (550)", hard_bounce=bounce)])
+    assert (await record_of(ledger)).status == "failed"
+    (entry,) = (await ledger.blocking(["mia@northwind.example"])).values()
+    assert (entry.reason, entry.source, entry.scope) == ("hard_bounce", "smtp", "all")
+    assert entry.evidence is not None and entry.evidence.startswith("550 5.1.1 user unknown")
+    assert len(entry.evidence) == 500
+    # The same bounce again (a redelivered failure) adds nothing.
+    await ledger.settle([Settlement(delivery().key, "failed", "refused (550)", hard_bounce=bounce)])
+    assert len(await ledger.blocking(["mia@northwind.example"])) == 1

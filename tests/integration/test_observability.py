@@ -39,6 +39,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 ACCOUNTED_OUTCOMES = (
     "sent",
+    "blocked",
     "suppressed",
     "no_recipients",
     "failed",

@@ -199,3 +199,26 @@ async def test_credentials_against_a_server_offering_no_auth_are_a_configuration
     assert any(f"127.0.0.1:{smtp_server.port}" in line and "AUTH" in line for line in logged)
     assert all("secret-value" not in line for line in logged)
     await sender.close()
+
+
+async def test_a_refusal_carries_its_enhanced_code_and_stage(smtp_server: SmtpServer) -> None:
+    smtp_server.refused_recipients["gone@northwind.example"] = "550 5.1.1 <gone>: user unknown"
+    sender = sender_for(smtp_server)
+    with pytest.raises(PermanentSendError) as at_rcpt:
+        await sender.send(email("gone@northwind.example"))
+    assert (at_rcpt.value.code, at_rcpt.value.enhanced, at_rcpt.value.stage) == (
+        550,
+        "5.1.1",
+        "rcpt",
+    )
+    assert at_rcpt.value.reply == "5.1.1 <gone>: user unknown"
+    assert "gone" not in str(at_rcpt.value)  # the message (logged) names no address
+    smtp_server.scripted_replies.append("554 5.7.1 rejected as spam")
+    with pytest.raises(PermanentSendError) as after_data:
+        await sender.send(email())
+    assert (after_data.value.code, after_data.value.enhanced, after_data.value.stage) == (
+        554,
+        "5.7.1",
+        "data",
+    )
+    await sender.close()
