@@ -23,8 +23,10 @@ from herald.renderers.email import EmailRenderer, OutgoingEmail
 from herald.renderers.environment import Templates
 from herald.schemas.decode import decode
 from herald.schemas.envelope import Event
+from herald.service.metrics import Metrics
 from herald.service.settings import Settings
 from herald.tools.preview import applies, render_preview
+from herald.workflow.pipeline import Pipeline
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -177,3 +179,9 @@ def build_wheel(source: Path, out: Path) -> Path:
     )
     (wheel,) = out.glob("herald-*.whl")
     return wheel
+
+
+def counter(pipeline: Pipeline, name: str, **labels: str) -> float:
+    """A metric of a pipeline built with the Prometheus observer (tests/unit/conftest.py)."""
+    assert isinstance(pipeline.observer, Metrics)
+    return sample_sum(pipeline.observer.registry, name, **labels)

@@ -20,33 +20,7 @@ from herald.service.metrics import Metrics
 from herald.workflow.observer import NullObserver
 from herald.workflow.pipeline import DeliveryBusy, Pipeline
 from tests import support
-
-
-@pytest.fixture
-def ledger() -> MemoryLedger:
-    return MemoryLedger()
-
-
-@pytest.fixture
-def sender() -> MemorySender:
-    return MemorySender()
-
-
-@pytest.fixture
-def pipeline(ledger: MemoryLedger, sender: MemorySender) -> Pipeline:
-    return Pipeline(
-        catalog=support.catalog(),
-        directory={},
-        renderer=support.renderer(),
-        sender=sender,
-        ledger=ledger,
-        observer=Metrics(),
-    )
-
-
-def counter(pipeline: Pipeline, name: str, **labels: str) -> float:
-    assert isinstance(pipeline.observer, Metrics)
-    return support.sample_sum(pipeline.observer.registry, name, **labels)
+from tests.support import counter
 
 
 def new_deliveries(pipeline: Pipeline, document: dict[str, Any]) -> list[NewDelivery]:

@@ -14,39 +14,12 @@ from herald.errors import PermanentSendError
 from herald.ledger.memory import MemoryLedger
 from herald.schemas.examples import load_example
 from herald.senders.memory import MemorySender
-from herald.service.metrics import Metrics
 from herald.workflow.pipeline import DeliveryReport, Pipeline
 from tests import support
+from tests.support import counter
 
 OPERATOR = "sara.holm@operator.example"
 CUSTOMER = "jonas@bluepeak.example"
-
-
-@pytest.fixture
-def ledger() -> MemoryLedger:
-    return MemoryLedger()
-
-
-@pytest.fixture
-def sender() -> MemorySender:
-    return MemorySender()
-
-
-@pytest.fixture
-def pipeline(ledger: MemoryLedger, sender: MemorySender) -> Pipeline:
-    return Pipeline(
-        catalog=support.catalog(),
-        directory={},
-        renderer=support.renderer(),
-        sender=sender,
-        ledger=ledger,
-        observer=Metrics(),
-    )
-
-
-def counter(pipeline: Pipeline, name: str, **labels: str) -> float:
-    assert isinstance(pipeline.observer, Metrics)
-    return support.sample_sum(pipeline.observer.registry, name, **labels)
 
 
 async def test_a_hard_bounced_recipient_is_blocked_and_the_others_are_sent(
