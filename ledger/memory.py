@@ -29,6 +29,8 @@ _SETTLED_STATES = {
     "sent": ClaimState.SENT,
     "failed": ClaimState.FAILED,
     "blocked": ClaimState.BLOCKED,
+    "bounced": ClaimState.SENT,
+    "complained": ClaimState.SENT,
 }
 
 

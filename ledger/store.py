@@ -23,6 +23,7 @@ from sqlalchemy.types import String
 from herald.clock import Clock, utc_now
 from herald.ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
 from herald.ledger.engine import create_engine, sqlite_file, sqlite_sync_engine
+from herald.ledger.feedback import FeedbackOutcome, FeedbackReport, record_feedback
 from herald.ledger.health import LedgerHealth, LedgerUnavailable
 from herald.ledger.records import (
     Claim,
@@ -44,6 +45,9 @@ _SETTLED_STATES = {
     "sent": ClaimState.SENT,
     "failed": ClaimState.FAILED,
     "blocked": ClaimState.BLOCKED,
+    # Sent, then reported (issue 18): delivered all the same, never sent again.
+    "bounced": ClaimState.SENT,
+    "complained": ClaimState.SENT,
 }
 _FINAL = ("sent", "failed", "blocked")
 
@@ -440,6 +444,16 @@ class SqlLedger:
 
         found: dict[str, Suppression] = await self._run(work)
         return found
+
+    async def record_feedback(self, report: FeedbackReport) -> FeedbackOutcome | None:
+        """A verified bounce or complaint: the suppression and the delivery's new status in one
+        transaction (`ledger/feedback.py`); None when it names nothing Herald sent."""
+
+        async def work(connection: AsyncConnection) -> FeedbackOutcome | None:
+            return await record_feedback(connection, self._dialect, self._clock(), report)
+
+        outcome: FeedbackOutcome | None = await self._run(work, URGENT)
+        return outcome
 
     async def deliveries_of_event(self, source: str, event_id: str) -> list[DeliveryRecord]:
         async def work(connection: AsyncConnection) -> list[DeliveryRecord]:

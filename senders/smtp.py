@@ -34,6 +34,7 @@ from herald.renderers.email import OutgoingEmail
 from herald.senders.base import SendResult
 from herald.senders.bounces import enhanced_code
 from herald.senders.pace import Pace, PaceObserver, is_throttling
+from herald.senders.return_path import ReturnPath
 
 log = logging.getLogger(__name__)
 
@@ -91,8 +92,14 @@ class SmtpOptions:
 class SmtpSender:
     """Sends through a pool of `pool_size` connections, opened lazily and reused."""
 
-    def __init__(self, options: SmtpOptions, pace_observer: PaceObserver | None = None) -> None:
+    def __init__(
+        self,
+        options: SmtpOptions,
+        pace_observer: PaceObserver | None = None,
+        return_path: ReturnPath | None = None,
+    ) -> None:
         self._options = options
+        self._return_path = return_path
         self.pace = Pace(options.max_rate, observer=pace_observer)
         self._idle: asyncio.LifoQueue[aiosmtplib.SMTP] = asyncio.LifoQueue()
         for _ in range(options.pool_size):
@@ -150,7 +157,7 @@ class SmtpSender:
             if not client.is_connected:
                 await client.connect()
             stage = "mail"
-            await client.mail(email.envelope_from)
+            await client.mail(self.envelope_sender(email))
             stage = "rcpt"
             await client.rcpt(email.envelope_to)
             stage = "data"
@@ -179,6 +186,12 @@ class SmtpSender:
                 self._discard(client)
                 client = self._new_client()
             self._idle.put_nowait(client)
+
+    def envelope_sender(self, email: OutgoingEmail) -> str:
+        """MAIL FROM: the delivery's VERP address when a bounce domain is set."""
+        if self._return_path is None:
+            return email.envelope_from
+        return self._return_path.address(email.key)
 
     def _refused(
         self, exc: aiosmtplib.SMTPResponseException, what: str, stage: str

@@ -78,6 +78,7 @@ def smtp_sender(settings: Settings, pace_observer: PaceObserver | None = None) -
             max_rate=settings.smtp_max_rate,
         ),
         pace_observer=pace_observer,
+        return_path=settings.return_path,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
@@ -9,13 +10,26 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from herald.catalog.config import RecipientsConfig
 from herald.consumers.topology import DEFAULT_RETRY_DELAYS_MS
 from herald.errors import ConfigurationError
 from herald.renderers.branding import BrandConfig
+from herald.senders.return_path import ReturnPath
+
+_DOMAIN = re.compile(
+    r"(?=.{1,253}\Z)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}"
+)
 
 
 class RemindersConfig(BaseModel):
@@ -56,6 +70,15 @@ class Settings(BaseSettings):
     smtp_send_budget_seconds: float = Field(default=120.0, gt=0, le=600)
     # Sends per second per process for the whole SMTP pool; unset: unlimited (issue 18).
     smtp_max_rate: float | None = Field(default=None, gt=0)
+    # The loop after the 250 (issue 18): VERP envelope senders on this domain, signed with the
+    # secret; the inbound SMTP listener for DSN/ARF reports; the public listener for webhooks.
+    bounce_domain: str | None = None
+    bounce_secret: SecretStr | None = None
+    bounce_smtp_host: str = "0.0.0.0"  # noqa: S104 (reports come from the internet's MTAs)
+    bounce_smtp_port: int | None = Field(default=None, ge=0, le=65535)
+    bounce_max_message_bytes: int = Field(default=1_048_576, ge=10_000, le=50_000_000)
+    public_http_host: str = "0.0.0.0"  # noqa: S104 (webhooks and pages face the internet)
+    public_http_port: int | None = Field(default=None, ge=0, le=65535)
     database_url: str = "sqlite:///herald.db"
     http_host: str = "0.0.0.0"  # noqa: S104 (metrics and probes must be reachable)
     http_port: int = Field(default=9464, ge=0, le=65535)
@@ -81,6 +104,31 @@ class Settings(BaseSettings):
         ):
             raise ValueError("must be one email address, optionally with a display name")
         return value
+
+    @field_validator("bounce_domain")
+    @classmethod
+    def _domain_name(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if _DOMAIN.fullmatch(value) is None:
+            raise ValueError("must be a domain name such as bounces.example.com")
+        return value.lower()
+
+    @model_validator(mode="after")
+    def _bounce_settings_together(self) -> Settings:
+        if self.bounce_domain is not None and not (
+            self.bounce_secret and self.bounce_secret.get_secret_value()
+        ):
+            raise ValueError("HERALD_BOUNCE_DOMAIN needs HERALD_BOUNCE_SECRET (the token key)")
+        if self.bounce_smtp_port is not None and self.bounce_domain is None:
+            raise ValueError("HERALD_BOUNCE_SMTP_PORT needs HERALD_BOUNCE_DOMAIN")
+        return self
+
+    @property
+    def return_path(self) -> ReturnPath | None:
+        if self.bounce_domain is None or self.bounce_secret is None:
+            return None
+        return ReturnPath(self.bounce_domain, self.bounce_secret.get_secret_value().encode())
 
     @field_validator("retry_delays_ms")
     @classmethod
@@ -121,7 +169,11 @@ def _describe(where: str, exc: ValidationError, env: bool = False) -> str:
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         location = ".".join(str(part) for part in error["loc"])
+        message = error["msg"].removeprefix("Value error, ")
+        if not location:  # a rule over several settings names them itself
+            problems.append(message)
+            continue
         if env:
             location = "HERALD_" + location.upper()
-        problems.append(f"{location}: {error['msg']}")
+        problems.append(f"{location}: {message}")
     return f"invalid {where}: " + "; ".join(problems)

@@ -21,9 +21,11 @@ ALLOWED: dict[str, set[str]] = {
     "ledger": {"schemas", "catalog"},  # it records what they describe
     "workflow": {*STAGES, "ledger"},
     "tools": {*STAGES, "ledger", "workflow"},
-    "service": {*STAGES, "ledger", "workflow", "tools"},
+    # Reports after the 250: it verifies the senders' return-path tokens, records in the ledger.
+    "feedback": {"schemas", "senders", "ledger"},
+    "service": {*STAGES, "ledger", "workflow", "tools", "feedback"},
 }
-ROOMS = [*STAGES, "ledger", "workflow", "tools", "service"]
+ROOMS = [*STAGES, "ledger", "workflow", "tools", "feedback", "service"]
 OLD_NAMES = {*STAGES, "ledger"}
 
 
