@@ -217,6 +217,16 @@ class Metrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
             registry=r,
         )
+        self.feedback_reports = Counter(
+            "herald_feedback_reports",
+            "Bounce and complaint reports received after the 250, by source (dsn, arf, ses, "
+            "sendgrid), outcome (recorded: a suppression or delivery status changed; repeat: "
+            "verified but already known; ignored: verified but not a permanent bounce or a "
+            "complaint; rejected: refused, changing nothing) and reason (why it was ignored or "
+            "rejected, e.g. bad_signature, stale, too_large, bad_token, not_a_report).",
+            ["source", "outcome", "reason"],
+            registry=r,
+        )
         self.consuming_paused = Gauge(
             "herald_consuming_paused",
             "1 while consuming is paused by a configuration fault (SMTP authentication).",
@@ -257,6 +267,10 @@ class Metrics:
         self.smtp_auth_failures.inc(0)
         for code in ("421", "451", "454"):
             self.smtp_throttled_replies.labels(code)
+
+    def feedback(self, source: str, outcome: str, reason: str = "") -> None:
+        """A report after the 250 was handled (`herald_feedback_reports_total`)."""
+        self.feedback_reports.labels(source, outcome, reason).inc()
 
     # PaceObserver (senders/pace.py)
     def smtp_rate_changed(self, rate: float) -> None:
