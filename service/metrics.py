@@ -267,6 +267,8 @@ class Metrics:
         self.smtp_auth_failures.inc(0)
         for code in ("421", "451", "454"):
             self.smtp_throttled_replies.labels(code)
+        for source in ("dsn", "arf", "ses", "sendgrid"):
+            self.feedback_reports.labels(source, "recorded", "")
 
     def feedback(self, source: str, outcome: str, reason: str = "") -> None:
         """A report after the 250 was handled (`herald_feedback_reports_total`)."""

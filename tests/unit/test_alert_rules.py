@@ -98,6 +98,7 @@ def test_dashboard_is_importable_as_is() -> None:
         "Dead letters",
         "Queues and consumers",
         "SMTP",
+        "After the 250: bounces, complaints, suppressions",
         "Scheduler",
     ]
     for panel in panels:
