@@ -68,7 +68,7 @@ class HookEndpoint:
         self.ledger = ledger
         self.observer = observer
 
-    async def __call__(self, request: web.Request) -> web.Response:
+    async def serve(self, request: web.Request) -> web.Response:
         started = time.perf_counter()
         body = await read_bounded(request, self.max_bytes)
         try:
@@ -140,7 +140,9 @@ def hook_routes(
             return await webhook.handle(body)
 
         routes.append(
-            web.post("/hooks/ses", HookEndpoint("ses", SNS_MAX_BYTES, handle_ses, ledger, observer))
+            web.post(
+                "/hooks/ses", HookEndpoint("ses", SNS_MAX_BYTES, handle_ses, ledger, observer).serve
+            )
         )
     if sendgrid is not None:
         verifier = sendgrid
@@ -154,7 +156,9 @@ def hook_routes(
         routes.append(
             web.post(
                 "/hooks/sendgrid",
-                HookEndpoint("sendgrid", SENDGRID_MAX_BYTES, handle_sendgrid, ledger, observer),
+                HookEndpoint(
+                    "sendgrid", SENDGRID_MAX_BYTES, handle_sendgrid, ledger, observer
+                ).serve,
             )
         )
     return routes
