@@ -447,3 +447,13 @@ async def test_herald_run_serves_the_webhooks_on_their_own_port(
     with pytest.raises(aiohttp.ClientConnectionError):
         async with aiohttp.ClientSession() as http, http.post(public + "/hooks/sendgrid"):
             pass
+
+
+async def test_an_oversized_chunked_body_without_a_length_is_cut_off(hooks: Hooks) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        for _ in range(40):  # 40 x 8 KiB: past the 256 KiB of an SNS message
+            yield b" " * 8192
+
+    async with hooks.http.post(hooks.base + "/hooks/ses", data=chunks()) as response:
+        assert (response.status, await response.text()) == (400, "too_large")
+    await assert_nothing_changed(hooks)
