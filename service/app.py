@@ -35,6 +35,7 @@ from herald.senders.smtp import SmtpOptions, SmtpSender
 from herald.senders.webhook import WebhookSender, load_secrets
 from herald.service.http import build_app, start_http
 from herald.service.metrics import Metrics
+from herald.service.public_http import public_app_for
 from herald.service.settings import ConfigFile, Settings, load_config_file
 from herald.workflow.pipeline import Pipeline
 from herald.workflow.reminders import ReminderScheduler
@@ -106,6 +107,9 @@ class Service:
     reminders: ReminderScheduler
     queue_marks: QueueMarks
     http: web.AppRunner | None = None
+    # The listener that faces the internet (HERALD_PUBLIC_HTTP_PORT): provider webhooks.
+    public_app: web.Application | None = None
+    public_http: web.AppRunner | None = None
     scheduler: asyncio.Task[None] | None = None
     auth_probe: asyncio.Task[None] | None = None
     queue_watch: asyncio.Task[None] | None = None
@@ -188,6 +192,10 @@ class Service:
             self.settings.http_host,
             self.settings.http_port,
         )
+        if self.public_app is not None:
+            self.public_http = await start_http(
+                self.public_app, self.settings.public_http_host, self.settings.public_http_port or 0
+            )
         await self.consumers.start()
         self.scheduler = asyncio.create_task(self._scheduler_loop(), name="herald-scheduler")
         self.queue_watch = asyncio.create_task(self._queue_watch_loop(), name="herald-queues")
@@ -201,6 +209,8 @@ class Service:
         for task in (self.auth_probe, self.queue_watch, self.ledger_watch):
             if task is not None:
                 task.cancel()
+        if self.public_http is not None:  # no new webhook writes while the ledger closes
+            await self.public_http.cleanup()
         if self.scheduler is not None:
             self.scheduler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -288,6 +298,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
         consumers=consumers,
         reminders=reminders,
         queue_marks=QueueMarks(ledger),
+        public_app=public_app_for(settings, config, ledger, metrics),
     )
     pipeline.on_configuration_fault = service.configuration_fault
     return service

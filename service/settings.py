@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 
 import yaml
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +25,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from herald.catalog.config import RecipientsConfig
 from herald.consumers.topology import DEFAULT_RETRY_DELAYS_MS
 from herald.errors import ConfigurationError
+from herald.feedback.sendgrid import load_verification_key
 from herald.renderers.branding import BrandConfig
 from herald.senders.return_path import ReturnPath
 
@@ -43,6 +45,46 @@ class RemindersConfig(BaseModel):
         return time(int(hours), int(minutes))
 
 
+# An SNS topic's ARN (any AWS partition), matched whole.
+SNS_TOPIC_ARN = re.compile(
+    r"arn:aws(?:-[a-z]+)*:sns:[a-z]{2}(?:-[a-z]+)+-[0-9]{1,2}:[0-9]{12}:[A-Za-z0-9_-]{1,256}"
+)
+
+
+class SesFeedbackConfig(BaseModel):
+    """`feedback.ses`: the SNS topics SES publishes bounces and complaints to (a message or a
+    subscription for any other topic is refused), and the CA bundle that the HTTPS fetches of
+    SNS signing certificates trust (default: the system's)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topics: Annotated[list[str], Field(min_length=1, max_length=100)]
+    ca_file: Path | None = None
+
+    @field_validator("topics")
+    @classmethod
+    def _topic_arns(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if SNS_TOPIC_ARN.fullmatch(arn) is None:
+                raise ValueError(f"not an SNS topic ARN: {arn!r}")
+        return value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value
+
+
+class FeedbackConfig(BaseModel):
+    """`feedback`: the providers whose webhooks the public listener accepts (issue 18)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ses: SesFeedbackConfig | None = None
+
+
 class ConfigFile(BaseModel):
     """The file named by `HERALD_CONFIG` (NOTIFICATIONS.md 3.3, 3.4 rule 6, 4.2 rule 1)."""
 
@@ -51,6 +93,7 @@ class ConfigFile(BaseModel):
     recipients: RecipientsConfig = Field(default_factory=dict)
     brand: BrandConfig = Field(default_factory=BrandConfig)
     reminders: RemindersConfig = Field(default_factory=RemindersConfig)
+    feedback: FeedbackConfig = Field(default_factory=FeedbackConfig)
 
 
 class Settings(BaseSettings):
@@ -79,6 +122,8 @@ class Settings(BaseSettings):
     bounce_max_message_bytes: int = Field(default=1_048_576, ge=10_000, le=50_000_000)
     public_http_host: str = "0.0.0.0"  # noqa: S104 (webhooks and pages face the internet)
     public_http_port: int | None = Field(default=None, ge=0, le=65535)
+    # SendGrid's Event Webhook verification key (a public key: base64 DER, P-256).
+    sendgrid_verification_key: str | None = None
     database_url: str = "sqlite:///herald.db"
     http_host: str = "0.0.0.0"  # noqa: S104 (metrics and probes must be reachable)
     http_port: int = Field(default=9464, ge=0, le=65535)
@@ -114,6 +159,18 @@ class Settings(BaseSettings):
             raise ValueError("must be a domain name such as bounces.example.com")
         return value.lower()
 
+    @field_validator("sendgrid_verification_key")
+    @classmethod
+    def _p256_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_verification_key(value)
+        return value
+
+    @property
+    def sendgrid_key(self) -> EllipticCurvePublicKey | None:
+        key = self.sendgrid_verification_key
+        return None if key is None else load_verification_key(key)
+
     @model_validator(mode="after")
     def _bounce_settings_together(self) -> Settings:
         if self.bounce_domain is not None and not (
@@ -122,6 +179,8 @@ class Settings(BaseSettings):
             raise ValueError("HERALD_BOUNCE_DOMAIN needs HERALD_BOUNCE_SECRET (the token key)")
         if self.bounce_smtp_port is not None and self.bounce_domain is None:
             raise ValueError("HERALD_BOUNCE_SMTP_PORT needs HERALD_BOUNCE_DOMAIN")
+        if self.sendgrid_verification_key is not None and self.public_http_port is None:
+            raise ValueError("HERALD_SENDGRID_VERIFICATION_KEY needs HERALD_PUBLIC_HTTP_PORT")
         return self
 
     @property

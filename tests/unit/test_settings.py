@@ -49,6 +49,18 @@ def test_the_example_config_file_loads() -> None:
             "        - {url: 'http://insecure.example', secret_name: x}\n",
             "recipients.org-1.catalog_changes.webhooks.0.url",
         ),
+        ("feedback:\n  ses:\n    topics: ['arn:aws:sns:us-east-1:1:x']\n", "feedback.ses.topics"),
+        (
+            "feedback:\n  ses:\n    topics: ['arn:aws:sns:us-east-1:123456789012:x\\n']\n",
+            "feedback.ses.topics",
+        ),
+        ("feedback:\n  ses:\n    topics: []\n", "feedback.ses.topics"),
+        (
+            "feedback:\n  ses:\n    topics: ['arn:aws:sns:us-east-1:123456789012:x']\n"
+            "    ca_file: /nonexistent/ca.pem\n",
+            "feedback.ses.ca_file",
+        ),
+        ("feedback:\n  sendgrid: {}\n", "feedback.sendgrid"),
     ],
 )
 def test_config_mistakes_name_the_field(tmp_path: Path, text: str, field: str) -> None:
