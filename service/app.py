@@ -33,6 +33,7 @@ from herald.senders.base import Sender
 from herald.senders.pace import PaceObserver
 from herald.senders.smtp import SmtpOptions, SmtpSender
 from herald.senders.webhook import WebhookSender, load_secrets
+from herald.service.bounce_smtp import BounceListener, bounce_listener_for
 from herald.service.http import build_app, start_http
 from herald.service.metrics import Metrics
 from herald.service.settings import ConfigFile, Settings, load_config_file
@@ -110,6 +111,7 @@ class Service:
     auth_probe: asyncio.Task[None] | None = None
     queue_watch: asyncio.Task[None] | None = None
     ledger_watch: asyncio.Task[None] | None = None
+    bounce_listener: BounceListener | None = None  # HERALD_BOUNCE_SMTP_PORT
 
     async def _queue_watch_loop(self) -> None:
         """Queue depth and consumers per Herald queue, for the dashboard and alerts."""
@@ -188,6 +190,7 @@ class Service:
             self.settings.http_host,
             self.settings.http_port,
         )
+        self.bounce_listener = await bounce_listener_for(self.settings, self.ledger, self.metrics)
         await self.consumers.start()
         self.scheduler = asyncio.create_task(self._scheduler_loop(), name="herald-scheduler")
         self.queue_watch = asyncio.create_task(self._queue_watch_loop(), name="herald-queues")
@@ -198,6 +201,8 @@ class Service:
 
     async def stop(self) -> None:
         log.info("herald stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
+        if self.bounce_listener is not None:
+            await self.bounce_listener.stop()
         for task in (self.auth_probe, self.queue_watch, self.ledger_watch):
             if task is not None:
                 task.cancel()
