@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 MAX_RECIPIENTS = 10
 # SMTP commands per connection (an MTA may pass many reports in one session); then 421.
 MAX_COMMANDS = 200
-IDLE_TIMEOUT_SECONDS = 120.0
+IDLE_TIMEOUT_SECONDS = 300.0  # RFC 5321 4.5.3.2.7: at least 5 minutes
 
 _REFUSALS = {
     "no_token": "550 5.1.1 This report names no delivery of ours",
