@@ -11,6 +11,12 @@ Points, in the order a delivery meets them:
     after_record  the ledger recorded the email as sent, the event is not marked processed
     before_ack    the event is processed and marked, the broker has not had the ack
 
+and one of the bounce listener (`service/bounce_smtp.py`), matched against the key prefix of the
+delivery a report names:
+
+    feedback_before_record  a bounce or complaint report was read and verified, the ledger
+                            has not recorded it, the sending MTA has had no reply
+
 It imports nothing of Herald, so any stage may call it.
 """
 
@@ -19,7 +25,14 @@ from __future__ import annotations
 import os
 import sys
 
-POINTS = ("on_receive", "after_claim", "after_250", "after_record", "before_ack")
+POINTS = (
+    "on_receive",
+    "after_claim",
+    "after_250",
+    "after_record",
+    "before_ack",
+    "feedback_before_record",
+)
 EXIT_CODE = 70
 
 

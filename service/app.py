@@ -33,6 +33,7 @@ from herald.senders.base import Sender
 from herald.senders.pace import PaceObserver
 from herald.senders.smtp import SmtpOptions, SmtpSender
 from herald.senders.webhook import WebhookSender, load_secrets
+from herald.service.bounce_smtp import BounceListener, bounce_listener_for
 from herald.service.http import build_app, start_http
 from herald.service.metrics import Metrics
 from herald.service.public_http import public_app_for
@@ -114,6 +115,7 @@ class Service:
     auth_probe: asyncio.Task[None] | None = None
     queue_watch: asyncio.Task[None] | None = None
     ledger_watch: asyncio.Task[None] | None = None
+    bounce_listener: BounceListener | None = None  # HERALD_BOUNCE_SMTP_PORT
 
     async def _queue_watch_loop(self) -> None:
         """Queue depth and consumers per Herald queue, for the dashboard and alerts."""
@@ -196,6 +198,7 @@ class Service:
             self.public_http = await start_http(
                 self.public_app, self.settings.public_http_host, self.settings.public_http_port or 0
             )
+        self.bounce_listener = await bounce_listener_for(self.settings, self.ledger, self.metrics)
         await self.consumers.start()
         self.scheduler = asyncio.create_task(self._scheduler_loop(), name="herald-scheduler")
         self.queue_watch = asyncio.create_task(self._queue_watch_loop(), name="herald-queues")
@@ -206,6 +209,8 @@ class Service:
 
     async def stop(self) -> None:
         log.info("herald stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
+        if self.bounce_listener is not None:
+            await self.bounce_listener.stop()
         for task in (self.auth_probe, self.queue_watch, self.ledger_watch):
             if task is not None:
                 task.cancel()
