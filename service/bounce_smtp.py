@@ -16,14 +16,14 @@ import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, AnyStr, Protocol
+from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from herald.errors import TransientError
 from herald.faultpoints import crash_point
+from herald.feedback.ports import FeedbackLedger, FeedbackObserver
 from herald.feedback.reports import ReportRefused, read_report
-from herald.ledger.feedback import FeedbackOutcome, FeedbackReport
 from herald.senders.return_path import LOCAL_PREFIX, ReturnPath
 from herald.service.settings import Settings
 
@@ -34,6 +34,7 @@ MAX_RECIPIENTS = 10
 # SMTP commands per connection (an MTA may pass many reports in one session); then 421.
 MAX_COMMANDS = 200
 IDLE_TIMEOUT_SECONDS = 300.0  # RFC 5321 4.5.3.2.7: at least 5 minutes
+_TOO_MANY_SESSIONS = b"421 4.7.0 Too many connections, try again later\r\n"
 
 _REFUSALS = {
     "no_token": "550 5.1.1 This report names no delivery of ours",
@@ -45,19 +46,13 @@ _NOTHING_TO_DO = "250 2.0.0 Report received, nothing to change"
 _TRY_LATER = "451 4.3.0 Cannot record the report now, try again later"
 
 
-class FeedbackLedger(Protocol):
-    async def record_feedback(self, report: FeedbackReport) -> FeedbackOutcome | None: ...
-
-
-class FeedbackObserver(Protocol):
-    def feedback(self, source: str, outcome: str, reason: str = "") -> None: ...
-
-
 @dataclass(frozen=True, slots=True)
 class ListenerOptions:
     host: str
     port: int  # 0: any free port
     max_message_bytes: int
+    # Open SMTP sessions at once; one more is answered 421 and closed (the MTA retries later).
+    max_sessions: int = 100
 
 
 class BounceHandler:
@@ -134,17 +129,30 @@ class _ReportSmtp(SMTP):
     the handler sees the message), and known to the listener so that stop() can end it."""
 
     def __init__(
-        self, sessions: set[_ReportSmtp], refused: Callable[[str], None], **options: Any
+        self,
+        sessions: set[_ReportSmtp],
+        max_sessions: int,
+        refused: Callable[[str], None],
+        **options: Any,
     ) -> None:
         super().__init__(**options)
         self._sessions = sessions
+        self._max_sessions = max_sessions
         self._refused = refused
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if len(self._sessions) >= self._max_sessions:
+            self._refused("too_many_sessions")
+            assert isinstance(transport, asyncio.WriteTransport)
+            transport.write(_TOO_MANY_SESSIONS)
+            transport.close()
+            return
         self._sessions.add(self)
         super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
+        if self not in self._sessions:  # refused in connection_made: aiosmtpd never started
+            return
         self._sessions.discard(self)
         super().connection_lost(error)
 
@@ -184,6 +192,7 @@ class BounceListener:
     def _protocol(self) -> _ReportSmtp:
         return _ReportSmtp(
             self._sessions,
+            self._options.max_sessions,
             lambda reason: self._handler.count("smtp", "rejected", reason),
             handler=self._handler,
             data_size_limit=self._options.max_message_bytes,

@@ -14,29 +14,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Protocol
 
 from aiohttp import web
 
 from herald.errors import TransientError
+from herald.feedback.ports import FeedbackLedger, FeedbackObserver
 from herald.feedback.sendgrid import MAX_BODY_BYTES as SENDGRID_MAX_BYTES
 from herald.feedback.sendgrid import SIGNATURE_HEADER, TIMESTAMP_HEADER, SendGridWebhook
 from herald.feedback.ses import SesWebhook
 from herald.feedback.sns import MAX_BODY_BYTES as SNS_MAX_BYTES
 from herald.feedback.verdict import Ignored, Item, Rejected
-from herald.ledger.feedback import FeedbackOutcome, FeedbackReport
 
 log = logging.getLogger(__name__)
 
 Handle = Callable[[web.Request, bytes], Awaitable[list[Item]]]
-
-
-class FeedbackLedger(Protocol):
-    async def record_feedback(self, report: FeedbackReport) -> FeedbackOutcome | None: ...
-
-
-class FeedbackObserver(Protocol):
-    def feedback(self, source: str, outcome: str, reason: str = "") -> None: ...
 
 
 async def read_bounded(request: web.Request, limit: int) -> bytes | None:

@@ -14,10 +14,11 @@ from aiohttp import web
 from aiohttp.abc import AbstractResolver
 
 from herald.feedback.certificates import CertificateFetcher
+from herald.feedback.ports import FeedbackLedger, FeedbackObserver
 from herald.feedback.sendgrid import SendGridWebhook
 from herald.feedback.ses import SesWebhook
 from herald.feedback.sns import SnsVerifier
-from herald.service.hooks import FeedbackLedger, FeedbackObserver, hook_routes
+from herald.service.hooks import hook_routes
 from herald.service.settings import ConfigFile, Settings
 
 # The largest body any public route reads (SendGrid's batches); each route bounds its own.

@@ -15,6 +15,7 @@ from datetime import timedelta
 import aiosmtplib
 import pytest
 
+from herald.feedback.ports import FeedbackLedger
 from herald.ledger.feedback import FeedbackOutcome, FeedbackReport
 from herald.ledger.health import LedgerUnavailable
 from herald.ledger.records import NewDelivery, Settlement
@@ -24,7 +25,6 @@ from herald.senders.return_path import ReturnPath
 from herald.service.bounce_smtp import (
     MAX_RECIPIENTS,
     BounceListener,
-    FeedbackLedger,
     ListenerOptions,
     start_bounce_listener,
 )
@@ -280,3 +280,30 @@ async def test_ledger_unavailable_is_answered_451_so_the_mta_retries(
     # The MTA's retry, once the ledger is back, is recorded.
     assert (await rig.send(dsn(VERP)))[0] == 250
     assert await status(ledger) == "bounced"
+
+
+async def test_sessions_beyond_the_limit_are_told_to_come_back_later(ledger: SqlLedger) -> None:
+    metrics = Metrics()
+    listener = await start_bounce_listener(
+        RETURN_PATH, ledger, metrics, ListenerOptions("127.0.0.1", 0, MAX_BYTES, max_sessions=2)
+    )
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=listener.port) for _ in range(2)]
+    try:
+        for client in clients:
+            await client.connect()
+        reader, writer = await asyncio.open_connection("127.0.0.1", listener.port)
+        assert (await reader.readline()).startswith(b"421 4.7.0")
+        assert await reader.read() == b""  # closed
+        writer.close()
+        labels = {"source": "smtp", "outcome": "rejected", "reason": "too_many_sessions"}
+        assert sample_sum(metrics.registry, "herald_feedback_reports_total", **labels) == 1
+        await clients[0].quit()
+        await asyncio.sleep(0.05)
+        again = aiosmtplib.SMTP(hostname="127.0.0.1", port=listener.port)
+        await again.connect()  # a freed place is taken again
+        await again.quit()
+    finally:
+        for client in clients:
+            if client.is_connected:
+                client.close()
+        await listener.stop()

@@ -336,9 +336,15 @@ def test_the_example_overlay_is_consistent() -> None:
     settings = assert_valid_settings(environment, "deployment")
     assert pod["terminationGracePeriodSeconds"] > settings.shutdown_grace_seconds
     # The scrape: port 9464, job "herald" (the Service's name) as the alert rules expect.
-    (service,) = kinds["Service"]
-    assert service["metadata"]["name"] == "herald"
+    services = {item["metadata"]["name"]: item for item in kinds["Service"]}
+    assert services.keys() == {"herald", "herald-public"}
+    service = services["herald"]
     assert service["spec"]["ports"][0]["port"] == settings.http_port
+    # What faces the internet is the public listener (and the bounce listener), never metrics.
+    container_ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert container_ports["public"] == settings.public_http_port != settings.http_port
+    public_targets = {port["targetPort"] for port in services["herald-public"]["spec"]["ports"]}
+    assert public_targets == {"public", "bounce-smtp"}
     (monitor,) = kinds["ServiceMonitor"]
     assert monitor["spec"]["selector"]["matchLabels"].items() <= (
         service["metadata"]["labels"].items()
