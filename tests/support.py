@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -18,6 +19,8 @@ from herald.catalog.recipients import Directory
 from herald.catalog.registry import load_catalog
 from herald.catalog.spec import Catalog
 from herald.consumers.delivery import InboundMessage
+from herald.ledger.records import NewDelivery, Settlement
+from herald.ledger.store import SqlLedger
 from herald.renderers.branding import BrandConfig
 from herald.renderers.email import EmailRenderer, OutgoingEmail
 from herald.renderers.environment import Templates
@@ -185,3 +188,25 @@ def counter(pipeline: Pipeline, name: str, **labels: str) -> float:
     """A metric of a pipeline built with the Prometheus observer (tests/unit/conftest.py)."""
     assert isinstance(pipeline.observer, Metrics)
     return sample_sum(pipeline.observer.registry, name, **labels)
+
+
+async def record_sent(
+    ledger: SqlLedger,
+    key: str,
+    recipient: str,
+    message_id: str | None = None,
+    reply: str = "250 2.0.0 queued as 4XyZ",
+) -> None:
+    """A delivery of `order_placed` for event ("/orders", "evt-1") that the ledger holds as
+    sent: what a report after the 250 is about."""
+    delivery = NewDelivery(
+        key=key,
+        notification="order_placed",
+        channel="email",
+        event_source="/orders",
+        event_id="evt-1",
+        recipient=recipient,
+        message_id=message_id or f"<{key[:40]}@operator.example>",
+    )
+    await ledger.claim_many([delivery], timedelta(minutes=10))
+    await ledger.settle([Settlement(key, "sent", reply)])

@@ -10,7 +10,6 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import timedelta
 
 import aiosmtplib
 import pytest
@@ -18,7 +17,6 @@ import pytest
 from herald.feedback.ports import FeedbackLedger
 from herald.ledger.feedback import FeedbackOutcome, FeedbackReport
 from herald.ledger.health import LedgerUnavailable
-from herald.ledger.records import NewDelivery, Settlement
 from herald.ledger.store import SqlLedger
 from herald.ledger.suppressions import SuppressionList
 from herald.senders.return_path import ReturnPath
@@ -30,7 +28,7 @@ from herald.service.bounce_smtp import (
 )
 from herald.service.metrics import Metrics
 from tests.feedback_mail import arf, dsn, plain_mail, sample
-from tests.support import sample_sum
+from tests.support import record_sent, sample_sum
 
 pytestmark = pytest.mark.integration
 
@@ -75,21 +73,7 @@ async def listening(ledger: FeedbackLedger) -> tuple[BounceListener, Metrics]:
 
 @pytest.fixture
 async def rig(ledger: SqlLedger) -> AsyncIterator[Rig]:
-    await ledger.claim_many(
-        [
-            NewDelivery(
-                key=KEY,
-                notification="order_placed",
-                channel="email",
-                event_source="/orders",
-                event_id="evt-1",
-                recipient=RECIPIENT,
-                message_id=f"<{KEY[:40]}@operator.example>",
-            )
-        ],
-        timedelta(minutes=10),
-    )
-    await ledger.settle([Settlement(KEY, "sent", "250 2.0.0 queued as 4XyZ")])
+    await record_sent(ledger, KEY, RECIPIENT)
     listener, metrics = await listening(ledger)
     yield Rig(listener, metrics)
     await listener.stop()

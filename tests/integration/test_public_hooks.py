@@ -28,7 +28,6 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from herald.feedback.verdict import Item
 from herald.ledger.feedback import FeedbackReport
 from herald.ledger.health import LedgerUnavailable
-from herald.ledger.records import NewDelivery, Settlement
 from herald.ledger.store import SqlLedger
 from herald.ledger.suppressions import SuppressionList
 from herald.service.app import build_service
@@ -52,7 +51,7 @@ from tests.pki import (
     sns_timestamp,
     subscribe_url,
 )
-from tests.support import sample_sum
+from tests.support import record_sent, sample_sum
 
 pytestmark = pytest.mark.integration
 
@@ -169,21 +168,7 @@ async def hooks(ledger: SqlLedger, tmp_path: Path) -> AsyncIterator[Hooks]:
     )
     assert app is not None
     runner = await start_http(app, "127.0.0.1", 0)
-    await ledger.claim_many(
-        [
-            NewDelivery(
-                key=KEY,
-                notification="order_placed",
-                channel="email",
-                event_source="/orders",
-                event_id="evt-1",
-                recipient="mia@northwind.example",
-                message_id=MESSAGE_ID,
-            )
-        ],
-        timedelta(minutes=10),
-    )
-    await ledger.settle([Settlement(KEY, "sent", "250 2.0.0 queued")])
+    await record_sent(ledger, KEY, "mia@northwind.example", MESSAGE_ID, "250 2.0.0 queued")
     async with aiohttp.ClientSession() as http:
         yield Hooks(f"http://127.0.0.1:{bound_port(runner)}", http, ledger, metrics, sns)
     await runner.cleanup()
