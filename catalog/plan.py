@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from herald.catalog.config import WebhookTarget
+from herald.catalog.optional import UnsubscribeScope
 from herald.catalog.recipients import Directory, Recipient, resolve, resolve_webhooks
 from herald.catalog.spec import Catalog, NotificationSpec
 from herald.schemas.envelope import Event
@@ -22,6 +23,11 @@ class Delivery:
     recipient: Recipient
     key: str  # the 6.1 instance key, hashed: unique in the ledger, and the Message-ID's seed
     extras: Mapping[str, Any] = field(default_factory=dict)  # {days}, {usage_percent}
+
+    @property
+    def unsubscribe(self) -> UnsubscribeScope | None:
+        """The (category, partner) its recipient may unsubscribe from; None: mandatory mail."""
+        return self.recipient.unsubscribe
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,16 +3,20 @@
 A role is a function of the event's `data` (and, for `config(<category>)`, of the configured
 recipients) returning zero or more `Recipient`s. Roles read `data` by attribute name, so one role
 serves every event type that carries the field.
+
+A recipient resolved only from configured lists carries the (category, partner) it may
+unsubscribe from (`catalog/optional.py`); one that any other role also names carries none.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from herald.catalog.config import CATEGORIES, CategoryRecipients, WebhookTarget
+from herald.catalog.optional import UnsubscribeScope
 
 _CONFIG_ROLE = re.compile(r"^config\((?P<category>[a-z_]+)\)$")
 
@@ -20,13 +24,15 @@ _CONFIG_ROLE = re.compile(r"^config\((?P<category>[a-z_]+)\)$")
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """One addressee. `line_ids` narrows an order email to that recipient's lines
-    (`provisioning_contact`); None means the whole order."""
+    (`provisioning_contact`); None means the whole order. `unsubscribe` is the (category,
+    partner) an optional recipient may unsubscribe from; None for a mandatory one."""
 
     email: str
     name: str
     locale: str
     role: str
     line_ids: tuple[str, ...] | None = None
+    unsubscribe: UnsubscribeScope | None = None
 
     @property
     def address_key(self) -> str:
@@ -180,7 +186,8 @@ def _configured(category: str) -> Resolver:
             found += _person(partner.contact, role)
         if entry.include_customer_contact:
             found += _person(_contact_of(data, "customer"), role)
-        return found
+        optional = UnsubscribeScope(category, partner.id)
+        return [replace(recipient, unsubscribe=optional) for recipient in found]
 
     return resolve
 
@@ -231,12 +238,19 @@ def configured_category(role: str) -> str | None:
 
 def resolve(roles: tuple[str, ...], data: Any, directory: Directory) -> list[Recipient]:
     """The union of `roles`, deduplicated by address case-insensitively; the first role listed
-    supplies the name and locale (NOTIFICATIONS.md 3.4 rules 1 and 2)."""
+    supplies the name and locale (NOTIFICATIONS.md 3.4 rules 1 and 2). An address that any
+    mandatory role gives is mandatory, whichever role came first (`catalog/optional.py`)."""
     unique: dict[str, Recipient] = {}
+    mandatory: set[str] = set()
     for role in roles:
         for recipient in ROLES[role](data, directory):
             unique.setdefault(recipient.address_key, recipient)
-    return list(unique.values())
+            if recipient.unsubscribe is None:
+                mandatory.add(recipient.address_key)
+    return [
+        replace(recipient, unsubscribe=None) if key in mandatory else recipient
+        for key, recipient in unique.items()
+    ]
 
 
 def resolve_webhooks(

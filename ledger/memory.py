@@ -13,8 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from herald.catalog.optional import UnsubscribeScope
 from herald.clock import Clock, utc_now
 from herald.ledger.records import (
+    EVERYWHERE,
+    UNSUBSCRIBE_SOURCES,
     Claim,
     ClaimState,
     DeliveryRecord,
@@ -183,6 +186,65 @@ class MemoryLedger:
             if chosen is not None:
                 found[address] = chosen
         return found
+
+    async def in_force(
+        self, targets: Sequence[tuple[str, str | None]]
+    ) -> dict[tuple[str, str], Suppression]:
+        """As `SqlLedger.in_force`: scope `all` and each pair's own scope."""
+        now = self._clock()
+        found: dict[tuple[str, str], Suppression] = {}
+        for address, scope in targets:
+            normalised = normalise_address(address)
+            for wanted in (EVERYWHERE, scope):
+                if wanted is None:
+                    continue
+                chosen = strongest(
+                    entry
+                    for (listed, listed_scope, _), entry in self._suppressions.items()
+                    if (listed, listed_scope) == (normalised, wanted)
+                    and (entry.expires_at is None or entry.expires_at > now)
+                )
+                if chosen is not None:
+                    found[(address, wanted)] = chosen
+        return found
+
+    async def unsubscribe(
+        self, address: str, category: str, partner_id: str, source: str, actor: str = "recipient"
+    ) -> bool:
+        """As `SqlLedger.unsubscribe` (this ledger keeps no audit)."""
+        if source not in UNSUBSCRIBE_SOURCES:
+            raise ValueError(f"unknown unsubscribe source {source!r}")
+        scope = UnsubscribeScope(category, partner_id).scope
+        key = (normalise_address(address), scope, "unsubscribed")
+        if key in self._suppressions:
+            return False
+        self.suppress(address, "unsubscribed", source, scope=scope)
+        return True
+
+    async def resubscribe(
+        self, address: str, category: str, partner_id: str, source: str, actor: str = "recipient"
+    ) -> bool:
+        if source not in UNSUBSCRIBE_SOURCES:
+            raise ValueError(f"unknown unsubscribe source {source!r}")
+        scope = UnsubscribeScope(category, partner_id).scope
+        return (
+            self._suppressions.pop((normalise_address(address), scope, "unsubscribed"), None)
+            is not None
+        )
+
+    async def unsubscribed_scopes(self, address: str) -> list[str]:
+        now = self._clock()
+        normalised = normalise_address(address)
+        return sorted(
+            {
+                scope
+                for (listed, scope, reason), entry in self._suppressions.items()
+                if listed == normalised
+                and reason == "unsubscribed"
+                and scope != EVERYWHERE
+                and (entry.expires_at is None or entry.expires_at > now)
+            }
+        )
 
     async def deliveries_of_event(self, source: str, event_id: str) -> list[DeliveryRecord]:
         records = [

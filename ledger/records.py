@@ -5,7 +5,7 @@ back (`herald deliveries find`)."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -123,8 +123,33 @@ class Suppression:
         return self.reason in ("hard_bounce", "manual") or not essential
 
     def describe(self) -> str:
-        """The `detail` of a delivery it blocked."""
-        return f"suppressed: {self.reason} ({self.source}, {self.created_at.isoformat()})"
+        """The `detail` of a delivery it blocked; a scoped entry names its scope."""
+        scope = "" if self.scope == "all" else f" in {self.scope}"
+        return f"suppressed: {self.reason}{scope} ({self.source}, {self.created_at.isoformat()})"
+
+
+# Where an unsubscribe comes from (issue 19): the mail client's one-click POST (RFC 8058), the
+# public page, or an operator's `herald suppressions unsubscribe`.
+UNSUBSCRIBE_SOURCES = ("one-click", "page", "cli")
+EVERYWHERE = "all"
+
+# What an event's recipients have in force: (address as given, scope) -> the strongest
+# suppression of that scope. Scope `all` for every address looked up, and each optional
+# delivery's own (category, partner) scope (`catalog/optional.py`).
+InForce = Mapping[tuple[str, str], Suppression]
+
+
+def blocking_suppression(
+    found: InForce, address: str, scope: str | None, essential: bool
+) -> Suppression | None:
+    """The suppression that stops one delivery, if any. An entry of scope `all` blocks as
+    `Suppression.blocks` says; a scoped entry (an unsubscribe from one category of one partner)
+    blocks only a delivery the recipient may unsubscribe from, of that very scope (`scope` is
+    None for mandatory mail, which no scoped entry stops)."""
+    everywhere = found.get((address, EVERYWHERE))
+    if everywhere is not None and everywhere.blocks(essential):
+        return everywhere
+    return None if scope is None else found.get((address, scope))
 
 
 def normalise_address(address: str) -> str:

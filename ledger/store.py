@@ -34,7 +34,12 @@ from herald.ledger.records import (
     Settlement,
     Suppression,
 )
-from herald.ledger.suppressions import insert_suppression, lookup_blocking
+from herald.ledger.suppressions import (
+    SuppressionList,
+    insert_suppression,
+    lookup_blocking,
+    lookup_in_force,
+)
 
 __all__ = ["LedgerUnavailable", "SqlLedger"]
 from herald.ledger.tables import deliveries, metadata, processed_events
@@ -444,6 +449,34 @@ class SqlLedger:
 
         found: dict[str, Suppression] = await self._run(work)
         return found
+
+    async def in_force(
+        self, targets: Sequence[tuple[str, str | None]]
+    ) -> dict[tuple[str, str], Suppression]:
+        """The suppressions in force for an event's (address, optional scope) pairs, scope `all`
+        and each pair's own, in one query (`ledger/suppressions.py`)."""
+
+        async def work(connection: AsyncConnection) -> dict[tuple[str, str], Suppression]:
+            return await lookup_in_force(connection, targets, self._clock())
+
+        found: dict[tuple[str, str], Suppression] = await self._run(work)
+        return found
+
+    async def unsubscribe(
+        self, address: str, category: str, partner_id: str, source: str, actor: str = "recipient"
+    ) -> bool:
+        """An audited `unsubscribed` entry for one (category, partner); True if added."""
+        return await SuppressionList(self).unsubscribe(address, category, partner_id, source, actor)
+
+    async def resubscribe(
+        self, address: str, category: str, partner_id: str, source: str, actor: str = "recipient"
+    ) -> bool:
+        """Remove that entry again, audited; True if there was one."""
+        return await SuppressionList(self).resubscribe(address, category, partner_id, source, actor)
+
+    async def unsubscribed_scopes(self, address: str) -> list[str]:
+        """The (category, partner) scopes `address` has unsubscribed from, sorted."""
+        return await SuppressionList(self).unsubscribed_scopes(address)
 
     async def record_feedback(self, report: FeedbackReport) -> FeedbackOutcome | None:
         """A verified bounce or complaint: the suppression and the delivery's new status in one

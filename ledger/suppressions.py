@@ -2,7 +2,9 @@
 operator's decision, an unsubscribe), with who added each, when and on what evidence.
 
 `add` is idempotent per (address, scope, reason); `remove` deletes; `entries` lists with
-filters; `blocking` looks up every recipient of one event in one query. Every add and remove
+filters; `in_force` looks up every recipient of one event in one query, in scope `all` and in
+each optional delivery's (category, partner) scope; `unsubscribe` and `resubscribe` add and
+remove such a scoped `unsubscribed` entry (issue 19, `catalog/optional.py`). Every add and remove
 that changes the list writes a `suppression_audit` row in the same transaction (who, when, why).
 Addresses are normalised before they are stored or looked up: the domain lower-cased, the local
 part as given (RFC 5321 leaves its case to the receiving server).
@@ -10,7 +12,7 @@ part as given (RFC 5321 leaves its case to the receiving server).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +21,15 @@ from sqlalchemy import and_, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from herald.ledger.records import REASONS, Suppression, normalise_address, strongest
+from herald.catalog.optional import UnsubscribeScope
+from herald.ledger.records import (
+    EVERYWHERE,
+    REASONS,
+    UNSUBSCRIBE_SOURCES,
+    Suppression,
+    normalise_address,
+    strongest,
+)
 from herald.ledger.tables import suppression_audit, suppressions
 
 if TYPE_CHECKING:
@@ -60,37 +70,54 @@ def _suppression(row: Any) -> Suppression:
     )
 
 
+async def lookup_in_force(
+    connection: AsyncConnection, targets: Iterable[tuple[str, str | None]], now: datetime
+) -> dict[tuple[str, str], Suppression]:
+    """The suppressions in force at `now` for (address, scope or None) pairs: scope `all` for
+    every address, and each pair's own scope, keyed by (address as given, scope), the strongest
+    of each: one query."""
+    given: dict[str, list[str]] = {}
+    wanted: set[tuple[str, str]] = set()
+    for address, scope in targets:
+        normalised = normalise_address(address)
+        given.setdefault(normalised, []).append(address)
+        wanted.add((normalised, EVERYWHERE))
+        if scope is not None:
+            wanted.add((normalised, scope))
+    if not given:
+        return {}
+    scopes = sorted({scope for _, scope in wanted})
+    rows = await connection.execute(
+        select(suppressions).where(
+            and_(
+                suppressions.c.address.in_(list(given)),
+                suppressions.c.scope.in_(scopes),
+                or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
+            )
+        )
+    )
+    by_target: dict[tuple[str, str], list[Suppression]] = {}
+    for row in rows:
+        entry = _suppression(row)
+        if (entry.address, entry.scope) in wanted:  # not another address's scope
+            by_target.setdefault((entry.address, entry.scope), []).append(entry)
+    found: dict[tuple[str, str], Suppression] = {}
+    for (normalised, scope), entries in by_target.items():
+        chosen = strongest(entries)
+        if chosen is None:
+            continue
+        for original in dict.fromkeys(given.get(normalised, [])):
+            found[(original, scope)] = chosen
+    return found
+
+
 async def lookup_blocking(
     connection: AsyncConnection, addresses: Iterable[str], now: datetime
 ) -> dict[str, Suppression]:
     """The suppression of scope `all` in force at `now` for each address that has one (the
     strongest, when several), keyed by the address as given: one query."""
-    given: dict[str, list[str]] = {}
-    for address in addresses:
-        given.setdefault(normalise_address(address), []).append(address)
-    if not given:
-        return {}
-    rows = await connection.execute(
-        select(suppressions).where(
-            and_(
-                suppressions.c.address.in_(list(given)),
-                suppressions.c.scope == "all",
-                or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
-            )
-        )
-    )
-    by_address: dict[str, list[Suppression]] = {}
-    for row in rows:
-        entry = _suppression(row)
-        by_address.setdefault(entry.address, []).append(entry)
-    found: dict[str, Suppression] = {}
-    for normalised, entries in by_address.items():
-        chosen = strongest(entries)
-        if chosen is None:
-            continue
-        for original in given.get(normalised, []):
-            found[original] = chosen
-    return found
+    found = await lookup_in_force(connection, [(address, None) for address in addresses], now)
+    return {address: entry for (address, _), entry in found.items()}
 
 
 async def insert_suppression(
@@ -284,6 +311,70 @@ class SuppressionList:
 
         found: dict[str, Suppression] = await self._ledger.run(work)
         return found
+
+    async def in_force(
+        self, targets: Sequence[tuple[str, str | None]]
+    ) -> dict[tuple[str, str], Suppression]:
+        """`lookup_in_force` in a transaction of its own: one query."""
+
+        async def work(connection: AsyncConnection) -> dict[tuple[str, str], Suppression]:
+            return await lookup_in_force(connection, targets, self._ledger.now())
+
+        found: dict[tuple[str, str], Suppression] = await self._ledger.run(work)
+        return found
+
+    async def unsubscribe(
+        self,
+        address: str,
+        category: str,
+        partner_id: str,
+        source: str,
+        created_by: str = "recipient",
+        note: str | None = None,
+    ) -> bool:
+        """Stop the optional mail of one category of one partner to `address` (issue 19):
+        an `unsubscribed` entry of that scope, audited with its source (`one-click`, `page`,
+        `cli`); True if added, False if already listed."""
+        if source not in UNSUBSCRIBE_SOURCES:
+            raise ValueError(f"unknown unsubscribe source {source!r}")
+        scope = UnsubscribeScope(category, partner_id).scope
+        return await self.add(
+            address, "unsubscribed", source, created_by, scope=scope, note=note or source
+        )
+
+    async def resubscribe(
+        self,
+        address: str,
+        category: str,
+        partner_id: str,
+        source: str,
+        actor: str = "recipient",
+        note: str | None = None,
+    ) -> bool:
+        """Undo `unsubscribe`: remove the `unsubscribed` entry of that scope, audited; True if
+        there was one."""
+        if source not in UNSUBSCRIBE_SOURCES:
+            raise ValueError(f"unknown unsubscribe source {source!r}")
+        scope = UnsubscribeScope(category, partner_id).scope
+        removed = await self.remove(
+            address, actor, note=note, scope=scope, reason="unsubscribed", source=source
+        )
+        return removed > 0
+
+    async def unsubscribed_scopes(self, address: str) -> list[str]:
+        """The scopes `address` has unsubscribed from, sorted: compare with
+        `UnsubscribeScope(category, partner).scope`, or read one back with
+        `UnsubscribeScope.parse` (None for a hashed partner id)."""
+        entries = await self.entries(address=address, reason="unsubscribed")
+        now = self._ledger.now()
+        return sorted(
+            {
+                entry.scope
+                for entry in entries
+                if entry.scope != EVERYWHERE
+                and (entry.expires_at is None or entry.expires_at > now)
+            }
+        )
 
     async def audit(self, limit: int = 50) -> list[SuppressionAudit]:
         """The latest adds and removes, newest first."""

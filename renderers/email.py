@@ -3,7 +3,11 @@ then the `multipart/alternative` message bytes (`renderers.mime`), every header 
 first.
 
 A partner's branding changes the From display name and adds its Reply-To; the From address stays
-the operator's verified sending address, so SPF, DKIM and DMARC alignment hold."""
+the operator's verified sending address, so SPF, DKIM and DMARC alignment hold.
+
+An email its recipient may unsubscribe from also carries `List-Unsubscribe`,
+`List-Unsubscribe-Post` and the layouts' footer line (`renderers/unsubscribe_headers.py`) when
+unsubscribe links are configured; the templates see `unsubscribe` (None for mandatory mail)."""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from herald.renderers.environment import Templates
 from herald.renderers.headers import MAX_SUBJECT, clean_header_text
 from herald.renderers.mime import build_alternative, encode_address, encode_text_header
 from herald.renderers.styles import EmailStyles
+from herald.renderers.unsubscribe_headers import Unsubscribe, UnsubscribeLinks
 from herald.schemas.envelope import Event
 
 
@@ -45,8 +50,10 @@ class EmailRenderer:
         templates: Templates,
         brand: BrandConfig,
         sender: Address,
+        unsubscribe: UnsubscribeLinks | None = None,
     ) -> None:
         self._templates = templates
+        self._unsubscribe = unsubscribe
         self._brand = brand
         self._sender = sender
         self._styles = EmailStyles(templates.stylesheet)
@@ -66,7 +73,12 @@ class EmailRenderer:
         return self._context(event, delivery, self._brand.brand_for(event.data), extras)
 
     def _context(
-        self, event: Event, delivery: Delivery, brand: Brand, extras: dict[str, Any] | None
+        self,
+        event: Event,
+        delivery: Delivery,
+        brand: Brand,
+        extras: dict[str, Any] | None,
+        unsubscribe: Unsubscribe | None = None,
     ) -> dict[str, Any]:
         data = event.data
         context: dict[str, Any] = {name: getattr(data, name) for name in type(data).model_fields}
@@ -79,6 +91,7 @@ class EmailRenderer:
             branding=brand,
             links=self._brand.links,
             change_count=len(changes) if isinstance(changes, list) else 0,
+            unsubscribe=unsubscribe,
         )
         if extras:
             context.update(extras)
@@ -89,8 +102,15 @@ class EmailRenderer:
     ) -> OutgoingEmail:
         brand = self._brand.brand_for(event.data)
         recipient = delivery.recipient
+        unsubscribe = None
+        if self._unsubscribe is not None:
+            unsubscribe = self._unsubscribe.for_delivery(
+                delivery, event.data, brand.name if brand.is_partner else None
+            )
         rendered = self._templates.render(
-            delivery.spec.id, self._context(event, delivery, brand, extras), recipient.locale
+            delivery.spec.id,
+            self._context(event, delivery, brand, extras, unsubscribe),
+            recipient.locale,
         )
         subject = clean_header_text(rendered.subject, MAX_SUBJECT)
         message_id = self.message_id(delivery.key)
@@ -104,6 +124,8 @@ class EmailRenderer:
             ("Auto-Submitted", "auto-generated"),
             ("X-Herald-Notification", delivery.spec.id),
         ]
+        if unsubscribe is not None:
+            headers.extend(unsubscribe.headers())
         if brand.reply_to:
             headers.insert(
                 1,

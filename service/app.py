@@ -28,6 +28,7 @@ from herald.ledger.schedules import ScheduleStore
 from herald.ledger.store import SqlLedger
 from herald.renderers.email import EmailRenderer
 from herald.renderers.environment import Templates
+from herald.renderers.unsubscribe_headers import UnsubscribeLinks
 from herald.schemas.registry import EVENT_SCHEMAS
 from herald.senders.base import Sender
 from herald.senders.pace import PaceObserver
@@ -82,6 +83,15 @@ def smtp_sender(settings: Settings, pace_observer: PaceObserver | None = None) -
         pace_observer=pace_observer,
         return_path=settings.return_path,
     )
+
+
+def unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:
+    """Unsubscribe links for optional mail (issue 19), or None when they are not configured
+    (the settings hold both or neither of their two parts)."""
+    tokens = settings.unsubscribe_tokens
+    if settings.public_base_url is None or tokens is None:
+        return None
+    return UnsubscribeLinks(settings.public_base_url, tokens, settings.bounce_domain)
 
 
 def webhook_sender_for(config: ConfigFile) -> WebhookSender | None:
@@ -274,7 +284,9 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
     pipeline = Pipeline(
         catalog=catalog,
         directory=config.recipients,
-        renderer=EmailRenderer(templates, config.brand, settings.sender),
+        renderer=EmailRenderer(
+            templates, config.brand, settings.sender, unsubscribe_links(settings)
+        ),
         sender=sender,
         ledger=ledger,
         observer=metrics,

@@ -8,6 +8,7 @@ from email.headerregistry import Address
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 import yaml
 from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
@@ -27,8 +28,12 @@ from herald.consumers.topology import DEFAULT_RETRY_DELAYS_MS
 from herald.errors import ConfigurationError
 from herald.feedback.sendgrid import load_verification_key
 from herald.renderers.branding import BrandConfig
+from herald.renderers.unsubscribe_tokens import UnsubscribeTokens, parse_keys
 from herald.senders.return_path import ReturnPath
 
+# What a public base URL may hold: it goes into the List-Unsubscribe header as it is.
+_URL_CHARACTERS = re.compile(r"^[A-Za-z0-9._~:/%-]+$")
+_LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _DOMAIN = re.compile(
     r"(?=.{1,253}\Z)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}"
 )
@@ -124,6 +129,11 @@ class Settings(BaseSettings):
     public_http_port: int | None = Field(default=None, ge=0, le=65535)
     # SendGrid's Event Webhook verification key (a public key: base64 DER, P-256).
     sendgrid_verification_key: str | None = None
+    # Unsubscribe links (issue 19): the pages' public origin and the token keys (`id:secret`,
+    # comma-separated, the first signs). Both or neither: without them no email carries
+    # List-Unsubscribe or the unsubscribe footer.
+    public_base_url: str | None = None
+    unsubscribe_keys: SecretStr | None = None
     database_url: str = "sqlite:///herald.db"
     http_host: str = "0.0.0.0"  # noqa: S104 (metrics and probes must be reachable)
     http_port: int = Field(default=9464, ge=0, le=65535)
@@ -170,6 +180,48 @@ class Settings(BaseSettings):
     def sendgrid_key(self) -> EllipticCurvePublicKey | None:
         key = self.sendgrid_verification_key
         return None if key is None else load_verification_key(key)
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        local = parts.scheme == "http" and (parts.hostname or "") in _LOCAL_HOSTS
+        if (
+            not _URL_CHARACTERS.match(value)
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+            or not (parts.scheme == "https" or local)
+        ):
+            raise ValueError(
+                "must be an https URL without query or fragment, such as "
+                "https://notify.example.com (http only for localhost)"
+            )
+        return value.rstrip("/")
+
+    @field_validator("unsubscribe_keys")
+    @classmethod
+    def _token_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_keys(value.get_secret_value())  # a ValueError names the problem, no secret
+        return value
+
+    @property
+    def unsubscribe_tokens(self) -> UnsubscribeTokens | None:
+        if self.unsubscribe_keys is None:
+            return None
+        return UnsubscribeTokens.from_setting(self.unsubscribe_keys.get_secret_value())
+
+    @model_validator(mode="after")
+    def _unsubscribe_settings_together(self) -> Settings:
+        if (self.public_base_url is None) != (self.unsubscribe_keys is None):
+            raise ValueError(
+                "HERALD_PUBLIC_BASE_URL and HERALD_UNSUBSCRIBE_KEYS go together (unsubscribe "
+                "links need both)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bounce_settings_together(self) -> Settings:

@@ -1,7 +1,7 @@
-"""`herald suppressions list|add|remove|export|import`: the addresses Herald does not mail, for
-support and operators (typer). The list itself is `ledger/suppressions.py`; every add and remove
-is audited there (who, when, why). Errors are one plain line on stderr and exit code 2 (1 when
-the database cannot be reached)."""
+"""`herald suppressions list|add|remove|unsubscribe|resubscribe|export|import`: the addresses
+Herald does not mail, for support and operators (typer). The list itself is
+`ledger/suppressions.py`; every add and remove is audited there (who, when, why). Errors are one
+plain line on stderr and exit code 2 (1 when the database cannot be reached)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
+from herald.catalog.config import CATEGORIES
 from herald.errors import ConfigurationError
 from herald.ledger.health import LedgerUnavailable
 from herald.ledger.records import REASONS, Suppression
@@ -166,6 +167,51 @@ def remove_command(
     actor = _actor(by)
     removed = _with_list(lambda listing: listing.remove(normalised, actor, note=note))
     typer.echo(f"removed {removed} suppression(s) of {normalised}")
+
+
+def _category(value: str) -> str:
+    if value not in CATEGORIES:
+        _fail(f"unknown category {value!r}: one of {', '.join(CATEGORIES)}")
+    return value
+
+
+CategoryOption = Annotated[
+    str, typer.Option("--category", help=f"The configured list: {', '.join(CATEGORIES)}.")
+]
+PartnerOption = Annotated[str, typer.Option("--partner", help="The partner id (data.partner.id).")]
+
+
+@suppressions_app.command("unsubscribe")
+def unsubscribe_command(
+    address: Annotated[str, typer.Argument(help="The address to take off the list's mail.")],
+    category: CategoryOption,
+    partner: PartnerOption,
+    by: ByOption = None,
+) -> None:
+    """Stop one partner's optional mail of one category to ADDRESS, as its unsubscribe link
+    does (reason unsubscribed, source cli); mail it gets by role still goes."""
+    normalised, chosen = _address(address), _category(category)
+    actor = _actor(by)
+    added = _with_list(
+        lambda listing: listing.unsubscribe(normalised, chosen, partner, "cli", actor)
+    )
+    typer.echo(f"{'unsubscribed' if added else 'already unsubscribed'}: {normalised} ({chosen})")
+
+
+@suppressions_app.command("resubscribe")
+def resubscribe_command(
+    address: Annotated[str, typer.Argument(help="The address to mail again.")],
+    category: CategoryOption,
+    partner: PartnerOption,
+    by: ByOption = None,
+) -> None:
+    """Undo an unsubscribe of ADDRESS from one category of one partner."""
+    normalised, chosen = _address(address), _category(category)
+    actor = _actor(by)
+    removed = _with_list(
+        lambda listing: listing.resubscribe(normalised, chosen, partner, "cli", actor)
+    )
+    typer.echo(f"{'resubscribed' if removed else 'was not unsubscribed'}: {normalised} ({chosen})")
 
 
 @suppressions_app.command("export")

@@ -3,8 +3,9 @@ ledger beside them. This is the one place the stages are composed. It is handed 
 (`workflow/ports.py`) and a `WorkflowObserver` (`workflow/observer.py`): it never names the SQL
 ledger or a metric.
 
-Before the claim, one lookup finds the event's email recipients on the suppression list; a
-suppressed delivery is recorded as `blocked` and never reaches the sender. For each delivery the
+Before the claim, one lookup finds the event's email recipients on the suppression list (scope
+`all`, and the (category, partner) scope of each delivery its recipient may unsubscribe from);
+a suppressed delivery is recorded as `blocked` and never reaches the sender. For each delivery the
 ledger is claimed first, so a redelivered or republished event never sends twice; the delivery
 is settled (sent, failed, blocked, or released for a retry) before the event is marked processed,
 and the event is acked only after that (EVENTS.md section 1, step 10).
@@ -40,6 +41,7 @@ from herald.ledger.records import (
     Provenance,
     Settlement,
     Suppression,
+    blocking_suppression,
 )
 from herald.renderers.email import EmailRenderer, OutgoingEmail
 from herald.renderers.webhook import render_webhook
@@ -248,17 +250,25 @@ class Pipeline:
     async def _blocked(self, deliveries: Sequence[Delivery]) -> dict[str, Suppression]:
         """The suppression blocking each delivery it blocks, by key: one lookup for all the
         email recipients. A hard bounce or a manual entry blocks every type; a complaint or an
-        unsubscribe every type but those the catalog marks `essential`."""
+        unsubscribe of scope `all` every type but those the catalog marks `essential`; an
+        unsubscribe from one (category, partner) only the optional deliveries of that scope."""
         if not deliveries:
             return {}
-        found = await self.ledger.blocking(sorted({d.recipient.email for d in deliveries}))
+        scopes = {d.key: None if d.unsubscribe is None else d.unsubscribe.scope for d in deliveries}
+        found = await self.ledger.in_force(
+            sorted({(d.recipient.email, scopes[d.key]) for d in deliveries}, key=str)
+        )
         if not found:
             return {}
         return {
             delivery.key: suppression
             for delivery in deliveries
-            if (suppression := found.get(delivery.recipient.email)) is not None
-            and suppression.blocks(delivery.spec.essential)
+            if (
+                suppression := blocking_suppression(
+                    found, delivery.recipient.email, scopes[delivery.key], delivery.spec.essential
+                )
+            )
+            is not None
         }
 
     def _ignore(self, ignored: IgnoredEvent) -> None:

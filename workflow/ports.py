@@ -33,9 +33,12 @@ class Ledger(Protocol):
         """Whether the event (`source`, `id`) was marked processed (EVENTS.md 3.2)."""
         ...
 
-    async def blocking(self, addresses: Sequence[str]) -> dict[str, Suppression]:
-        """The suppressions of scope `all` in force for these addresses (the strongest of each
-        address's), keyed by the address as given; one lookup for an event's recipients."""
+    async def in_force(
+        self, targets: Sequence[tuple[str, str | None]]
+    ) -> dict[tuple[str, str], Suppression]:
+        """The suppressions in force for an event's recipients, given as (address, the scope of
+        an optional delivery or None): scope `all` for each address and each pair's own scope,
+        keyed by (address as given, scope), the strongest of each; one lookup per event."""
         ...
 
     async def claim_many(self, batch: Sequence[NewDelivery], lease: timedelta) -> dict[str, Claim]:

@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +21,7 @@ from herald.ledger.records import (
     NewDelivery,
     Provenance,
     Settlement,
+    Suppression,
 )
 from herald.ledger.store import SqlLedger
 from herald.ledger.suppressions import SuppressionList
@@ -37,6 +38,14 @@ class ContractLedger(Ledger, Protocol):
     """The pipeline's protocol plus what the service and the tests read back."""
 
     async def purge_processed(self, older_than: timedelta) -> int: ...
+    async def blocking(self, addresses: Sequence[str]) -> dict[str, Suppression]: ...
+    async def unsubscribe(
+        self, address: str, category: str, partner_id: str, source: str, actor: str = ...
+    ) -> bool: ...
+    async def resubscribe(
+        self, address: str, category: str, partner_id: str, source: str, actor: str = ...
+    ) -> bool: ...
+    async def unsubscribed_scopes(self, address: str) -> list[str]: ...
     async def deliveries_of_event(self, source: str, event_id: str) -> list[DeliveryRecord]: ...
 
 
@@ -336,3 +345,48 @@ async def test_a_hard_bounce_is_suppressed_with_its_failure(ledger: ContractLedg
     # The same bounce again (a redelivered failure) adds nothing.
     await ledger.settle([Settlement(delivery().key, "failed", "refused (550)", hard_bounce=bounce)])
     assert len(await ledger.blocking(["mia@northwind.example"])) == 1
+
+
+RENEWALS = "category:renewals/partner:org-1204"
+
+
+async def test_an_unsubscribe_is_scoped_to_one_category_of_one_partner(
+    ledger: ContractLedger,
+) -> None:
+    # Given an unsubscribe from org-1204's renewals, and a complaint of scope all elsewhere
+    assert await ledger.unsubscribe("Lists@BluePeak.example", "renewals", "org-1204", "one-click")
+    assert not await ledger.unsubscribe("Lists@bluepeak.example", "renewals", "org-1204", "page")
+    await suppress(ledger, "other@bluepeak.example", "complaint")
+    # When an event's recipients are looked up with their scopes
+    found = await ledger.in_force(
+        [
+            ("Lists@bluepeak.example", RENEWALS),
+            ("Lists@bluepeak.example", "category:orders/partner:org-1204"),
+            ("Lists@bluepeak.example", None),
+            ("other@bluepeak.example", RENEWALS),
+        ]
+    )
+    # Then the unsubscribe is found in its own scope only, keyed as given
+    assert {key: entry.reason for key, entry in found.items()} == {
+        ("Lists@bluepeak.example", RENEWALS): "unsubscribed",
+        ("other@bluepeak.example", "all"): "complaint",
+    }
+    entry = found[("Lists@bluepeak.example", RENEWALS)]
+    assert (entry.address, entry.scope, entry.source) == (
+        "Lists@bluepeak.example",
+        RENEWALS,
+        "one-click",
+    )
+    assert await ledger.blocking(["Lists@bluepeak.example"]) == {}  # not of scope all
+    assert await ledger.unsubscribed_scopes("Lists@bluepeak.example") == [RENEWALS]
+    assert await ledger.unsubscribed_scopes("other@bluepeak.example") == []
+    # And re-subscribing removes it
+    assert await ledger.resubscribe("Lists@bluepeak.example", "renewals", "org-1204", "page")
+    assert not await ledger.resubscribe("Lists@bluepeak.example", "renewals", "org-1204", "page")
+    assert await ledger.unsubscribed_scopes("Lists@bluepeak.example") == []
+    assert await ledger.in_force([("Lists@bluepeak.example", RENEWALS)]) == {}
+
+
+async def test_an_unsubscribe_needs_a_known_source(ledger: ContractLedger) -> None:
+    with pytest.raises(ValueError, match="source"):
+        await ledger.unsubscribe("a@bluepeak.example", "renewals", "org-1204", "email")

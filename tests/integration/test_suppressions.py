@@ -128,3 +128,57 @@ async def test_an_older_ledger_gains_the_suppression_tables(database_url: str) -
         assert len(await listing.audit()) == 1
     finally:
         await upgraded.close()
+
+
+async def test_scoped_and_unscoped_suppressions_come_in_one_query(ledger: SqlLedger) -> None:
+    listing = SuppressionList(ledger)
+    renewals = "category:renewals/partner:org-1204"
+    assert await listing.unsubscribe("a@example.com", "renewals", "org-1204", "one-click")
+    await listing.add("b@example.com", "complaint", "cli", "ops")
+    await listing.unsubscribe("b@example.com", "orders", "org-1204", "page")
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    sync = ledger._batches._sync
+    engine = ledger._engine.sync_engine if sync is None else sync._engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        found = await listing.in_force(
+            [("a@example.com", renewals), ("b@example.com", renewals), ("c@example.com", None)]
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert {key: entry.reason for key, entry in found.items()} == {
+        ("a@example.com", renewals): "unsubscribed",
+        ("b@example.com", "all"): "complaint",
+    }
+    assert len([s for s in statements if "suppressions" in s]) == 1
+
+
+async def test_unsubscribe_and_resubscribe_are_audited_with_their_source(
+    ledger: SqlLedger,
+) -> None:
+    listing = SuppressionList(ledger)
+    assert await ledger.unsubscribe("a@Example.com", "trial_activity", "org-1204", "one-click")
+    assert await ledger.resubscribe("a@example.com", "trial_activity", "org-1204", "page")
+    assert await ledger.unsubscribe("a@example.com", "trial_activity", "org-1204", "cli", "ops")
+    scope = "category:trial_activity/partner:org-1204"
+    audit = list(reversed(await listing.audit()))
+    assert [(e.action, e.reason, e.scope, e.source, e.actor) for e in audit] == [
+        ("add", "unsubscribed", scope, "one-click", "recipient"),
+        ("remove", "unsubscribed", scope, "page", "recipient"),
+        ("add", "unsubscribed", scope, "cli", "ops"),
+    ]
+    (entry,) = await listing.entries(reason="unsubscribed")
+    assert (entry.address, entry.scope, entry.created_by) == ("a@example.com", scope, "ops")
+    assert await ledger.unsubscribed_scopes("a@example.com") == [scope]
+
+
+async def test_a_long_partner_id_still_fits_the_scope_column(ledger: SqlLedger) -> None:
+    partner = "p" * 128
+    assert await ledger.unsubscribe("a@example.com", "catalog_changes", partner, "page")
+    (scope,) = await ledger.unsubscribed_scopes("a@example.com")
+    assert scope.startswith("category:catalog_changes/partner-sha256:") and len(scope) <= 100
+    assert await ledger.resubscribe("a@example.com", "catalog_changes", partner, "page")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from herald.catalog.config import CategoryRecipients
 from herald.catalog.spec import NotificationSpec
 from herald.errors import PermanentSendError
 from herald.ledger.memory import MemoryLedger
@@ -87,7 +88,7 @@ async def test_a_hard_bounce_blocks_even_account_recovery(
     assert sender.sent == []
 
 
-async def test_a_category_scope_does_not_block_yet(
+async def test_a_scope_that_names_no_category_and_partner_blocks_nothing(
     pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender
 ) -> None:
     placed: dict[str, Any] = load_example("orders.order.placed")
@@ -152,3 +153,98 @@ async def test_a_policy_content_or_full_mailbox_refusal_does_not_suppress(
     sender.fail_next(PermanentSendError("refused", code, enhanced=enhanced, stage="rcpt"))
     assert await pipeline.handle(support.inbound(placed)) == "failed"
     assert await ledger.blocking([OPERATOR, CUSTOMER]) == {}
+
+
+# Unsubscribes (issue 19) -----------------------------------------------------------------------
+
+LIST = "renewals@bluepeak.example"
+PARTNER = "org-0900"  # data.partner.id of subscriptions.plan.renewal_confirmed
+
+
+def renewal(event_id: str) -> dict[str, Any]:
+    document: dict[str, Any] = load_example("subscriptions.plan.renewal_confirmed")
+    document["id"] = event_id
+    return document
+
+
+def with_lists(pipeline: Pipeline, *extra: str) -> None:
+    """The partner's renewals and OTJ lists hold LIST (and `extra`)."""
+    entry = CategoryRecipients(emails=[LIST, *extra])
+    pipeline.directory = {PARTNER: {"renewals": entry, "otj_distribution": entry}}
+
+
+async def outcomes(ledger: MemoryLedger, document: dict[str, Any]) -> dict[tuple[str, str], str]:
+    records = await ledger.deliveries_of_event(document["source"], document["id"])
+    return {(r.notification, r.recipient): r.status for r in records}
+
+
+async def test_an_unsubscribe_blocks_that_category_of_that_partner_only(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender
+) -> None:
+    # Given LIST unsubscribed from the partner's renewal alerts
+    with_lists(pipeline)
+    await ledger.unsubscribe(LIST, "renewals", PARTNER, "one-click")
+    # When a renewal is confirmed (a renewal alert, and an OTJ notice to the OTJ list)
+    document = renewal("evt-unsub-1")
+    assert await pipeline.handle(support.inbound(document)) == "sent"
+    # Then the renewal alert to LIST is blocked; the OTJ notice and the mandatory recipients go
+    found = await outcomes(ledger, document)
+    assert found[("plan_will_be_renewed", LIST)] == "blocked"
+    assert found[("otj_license_renewal", LIST)] == "sent"
+    assert found[("plan_will_be_renewed", OPERATOR)] == "sent"
+    assert counter(pipeline, "herald_notifications_total", outcome="blocked") == 1
+    (record,) = [
+        r
+        for r in await ledger.deliveries_of_event(document["source"], document["id"])
+        if r.status == "blocked"
+    ]
+    assert record.detail is not None
+    assert "unsubscribed in category:renewals/partner:org-0900" in record.detail
+    assert ("plan_will_be_renewed", LIST) not in {
+        (email.notification, email.envelope_to) for email in sender.sent
+    }
+
+
+async def test_an_unsubscribe_from_another_partner_blocks_nothing(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender
+) -> None:
+    with_lists(pipeline)
+    await ledger.unsubscribe(LIST, "renewals", "org-1204", "page")
+    document = renewal("evt-unsub-2")
+    await pipeline.handle(support.inbound(document))
+    assert "blocked" not in (await outcomes(ledger, document)).values()
+
+
+async def test_mandatory_mail_goes_although_the_address_unsubscribed(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender
+) -> None:
+    # Given the vendor account manager on the renewals list too, and unsubscribed from it
+    with_lists(pipeline, OPERATOR)
+    await ledger.unsubscribe(OPERATOR, "renewals", PARTNER, "one-click")
+    document = renewal("evt-unsub-3")
+    await pipeline.handle(support.inbound(document))
+    # Then the alert still reaches them: they get it by role
+    assert (await outcomes(ledger, document))[("plan_will_be_renewed", OPERATOR)] == "sent"
+
+
+async def test_resubscribing_sends_again(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender
+) -> None:
+    with_lists(pipeline)
+    await ledger.unsubscribe(LIST, "renewals", PARTNER, "one-click")
+    await ledger.resubscribe(LIST, "renewals", PARTNER, "page")
+    document = renewal("evt-unsub-4")
+    await pipeline.handle(support.inbound(document))
+    assert (await outcomes(ledger, document))[("plan_will_be_renewed", LIST)] == "sent"
+
+
+async def test_a_complaint_of_scope_all_still_blocks_an_optional_copy(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender
+) -> None:
+    with_lists(pipeline)
+    ledger.suppress(LIST, "complaint")
+    document = renewal("evt-unsub-5")
+    await pipeline.handle(support.inbound(document))
+    found = await outcomes(ledger, document)
+    assert found[("plan_will_be_renewed", LIST)] == "blocked"
+    assert found[("otj_license_renewal", LIST)] == "blocked"

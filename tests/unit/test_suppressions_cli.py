@@ -142,3 +142,38 @@ def test_deliveries_find_shows_a_blocked_delivery_and_its_suppression(
     assert (found["status"], found["detail"]) == ("blocked", "suppressed: hard_bounce")
     assert found["suppression"]["reason"] == "hard_bounce"
     assert found["suppression"]["source"] == "smtp"
+
+
+SCOPE_OPTIONS = ("--category", "renewals", "--partner", "org-1204")
+
+
+def test_unsubscribe_shows_in_the_list_with_its_scope_and_resubscribe_removes_it(
+    herald: CliRunner,
+) -> None:
+    done = herald.invoke(
+        app,
+        ["suppressions", "unsubscribe", "List@BluePeak.example", *SCOPE_OPTIONS],
+    )
+    assert done.exit_code == 0, done.output
+    (entry,) = listed(herald, "--reason", "unsubscribed")
+    assert (entry["address"], entry["reason"], entry["scope"], entry["source"]) == (
+        "List@bluepeak.example",
+        "unsubscribed",
+        "category:renewals/partner:org-1204",
+        "cli",
+    )
+    undone = herald.invoke(
+        app,
+        ["suppressions", "resubscribe", "List@bluepeak.example", *SCOPE_OPTIONS],
+    )
+    assert undone.exit_code == 0 and "resubscribed" in undone.stdout
+    assert listed(herald) == []
+
+
+def test_unsubscribe_refuses_an_unknown_category(herald: CliRunner) -> None:
+    done = herald.invoke(
+        app,
+        ["suppressions", "unsubscribe", "a@example.com", "--category", "news", "--partner", "p"],
+    )
+    assert done.exit_code == 2
+    assert "unknown category 'news'" in done.output
