@@ -81,6 +81,9 @@ async def test_deleted_sqlite_ledger_fails_closed_and_loses_nothing(
         await publish(vhost_url, before)
         await wait_for_mail(mailbox, len(before), timeout=60)
         assert len(mailbox.received) == len(before)
+        # Mailed is not yet acked (the ack follows the ledger's record): wait for every event
+        # to be processed, or a late one is requeued by the deletion and counted as `during`.
+        assert await poll(lambda: _processed(port, len(before)), timeout=30)
 
         # The operator's mistake: `rm herald.db*` while Herald runs.
         for file in first_ledger.glob("herald.db*"):
@@ -149,6 +152,11 @@ async def test_deleted_sqlite_ledger_fails_closed_and_loses_nothing(
             if running and process.process.returncode is None:  # type: ignore[union-attr]
                 await process.terminate()  # type: ignore[union-attr]
         mailbox.stop()
+
+
+async def _processed(port: int, count: int) -> bool:
+    metrics = (await _get(port, "/metrics")).text
+    return (_sample(metrics, "herald_events_processed_total", 'domain="orders"') or 0) >= count
 
 
 async def _status(port: int, status: int) -> bool:
