@@ -18,8 +18,10 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from herald.catalog.optional import UnsubscribeScope
+from herald.ledger.health import LedgerUnavailable
 from herald.ledger.store import SqlLedger
 from herald.ledger.suppressions import SuppressionList
 from herald.renderers.unsubscribe_tokens import UnsubscribeTokens
@@ -27,6 +29,7 @@ from herald.service.http import bound_port, start_http
 from herald.service.metrics import Metrics
 from herald.service.public_http import public_app_for
 from herald.service.settings import ConfigFile, Settings
+from herald.service.unsubscribe_pages import UnsubscribePages
 from tests.support import sample_sum
 
 pytestmark = pytest.mark.integration
@@ -331,3 +334,38 @@ async def test_bad_tokens_get_the_generic_400_page(pages: Pages) -> None:
     assert pages.counted("herald_unsubscribe_token_rejected_total", reason="invalid") >= 8
     status, html, _ = await pages.get(f"/unsubscribe/{expired}", {"Accept-Language": "de"})
     assert "Dieser Link ist ungültig oder abgelaufen." in html
+
+
+class DownLedger:
+    """A ledger that cannot be reached."""
+
+    async def unsubscribe(self, *args: object, **kwargs: object) -> bool:
+        raise LedgerUnavailable("down")
+
+    async def resubscribe(self, *args: object, **kwargs: object) -> bool:
+        raise LedgerUnavailable("down")
+
+    async def unsubscribed_scopes(self, address: str) -> list[str]:
+        raise LedgerUnavailable("down")
+
+
+async def test_an_unreachable_ledger_gets_a_503_to_try_again() -> None:
+    tokens = UnsubscribeTokens.from_setting(KEYS)
+    app = web.Application()
+    app.add_routes(UnsubscribePages(tokens, DownLedger(), Metrics()).routes())
+    runner = await start_http(app, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{bound_port(runner)}"
+    token = tokens.issue(ADDRESS, SCOPE)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{base}/unsubscribe/{token}", data=ONE_CLICK) as response:
+                assert response.status == 503
+            async with http.post(
+                f"{base}/unsubscribe/{token}", data={"action": "unsubscribe"}
+            ) as response:
+                assert response.status == 503
+                assert "Nothing was changed" in await response.text()
+            async with http.get(f"{base}/preferences/{token}") as response:
+                assert response.status == 503
+    finally:
+        await runner.cleanup()
