@@ -11,6 +11,7 @@ from contextlib import contextmanager
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
+from herald.catalog.config import CATEGORIES
 from herald.consumers.topology import DOMAINS
 from herald.errors import error_class
 from herald.ledger.health import CAUSES as LEDGER_CAUSES
@@ -227,6 +228,27 @@ class Metrics:
             ["source", "outcome", "reason"],
             registry=r,
         )
+        self.unsubscribes = Counter(
+            "herald_unsubscribes",
+            "Unsubscribes that added a suppression, by category (NOTIFICATIONS.md 3.3) and "
+            "source (one-click: a mail client's RFC 8058 POST; page: the unsubscribe or "
+            "preferences page). A repeat is not counted; the CLI's changes are in its audit.",
+            ["category", "source"],
+            registry=r,
+        )
+        self.resubscribes = Counter(
+            "herald_resubscribes",
+            "Re-subscribes that removed an unsubscribe, by category and source (page).",
+            ["category", "source"],
+            registry=r,
+        )
+        self.unsubscribe_tokens_rejected = Counter(
+            "herald_unsubscribe_token_rejected",
+            "Unsubscribe or preferences links refused, by reason (malformed, unknown_key, "
+            "invalid, expired); the page answered 400 and changed nothing.",
+            ["reason"],
+            registry=r,
+        )
         self.consuming_paused = Gauge(
             "herald_consuming_paused",
             "1 while consuming is paused by a configuration fault (SMTP authentication).",
@@ -269,10 +291,26 @@ class Metrics:
             self.smtp_throttled_replies.labels(code)
         for source in ("dsn", "arf", "ses", "sendgrid"):
             self.feedback_reports.labels(source, "recorded", "")
+        for category in CATEGORIES:
+            self.unsubscribes.labels(category, "one-click")
+            self.unsubscribes.labels(category, "page")
+            self.resubscribes.labels(category, "page")
+        for reason in ("malformed", "unknown_key", "invalid", "expired"):
+            self.unsubscribe_tokens_rejected.labels(reason)
 
     def feedback(self, source: str, outcome: str, reason: str = "") -> None:
         """A report after the 250 was handled (`herald_feedback_reports_total`)."""
         self.feedback_reports.labels(source, outcome, reason).inc()
+
+    # SubscriptionObserver (service/unsubscribe_pages.py)
+    def unsubscribed(self, category: str, source: str) -> None:
+        self.unsubscribes.labels(category, source).inc()
+
+    def resubscribed(self, category: str, source: str) -> None:
+        self.resubscribes.labels(category, source).inc()
+
+    def unsubscribe_token_rejected(self, reason: str) -> None:
+        self.unsubscribe_tokens_rejected.labels(reason).inc()
 
     # PaceObserver (senders/pace.py)
     def smtp_rate_changed(self, rate: float) -> None:
