@@ -89,5 +89,7 @@ def public_app_for(
     sendgrid = None if key is None else SendGridWebhook(key)
     routes: list[web.RouteDef] = hook_routes(ledger, observer, ses=ses, sendgrid=sendgrid)
     if tokens is not None and settings.public_base_url is not None:
-        routes += UnsubscribePages(tokens, ledger, observer).routes()
+        routes += UnsubscribePages(
+            tokens, ledger, observer, config.recipients, config.brand
+        ).routes()
     return build_public_app(routes, cleanups)

@@ -5,9 +5,21 @@
   mail clients send) unsubscribes at once (source `one-click`) and answers 200 `unsubscribed`;
   with `action=unsubscribe` (the page's button) unsubscribes (source `page`) and answers the
   confirmation page. Anything else is 400. Repeating changes nothing.
+- `GET /unsubscribe/{token}`: a page naming the list that will stop, with one button (a form
+  POST to the same URL). A GET never changes anything: scanners and previews fetch links.
+- `GET /preferences/{token}`: each list of the token's partner this address is on (the token's
+  own category, and every configured `recipients[partner][category].emails` list holding the
+  address) with its state and a button to turn it off or back on.
+- `POST /preferences/{token}`: `category` (one the page shows) and `state` (`off`/`on`): one
+  change (source `page`), then 303 back to the GET (Post/Redirect/Get).
 
-A token that does not verify gets the same plain 400 whatever the reason (counted by reason in
-`herald_unsubscribe_token_rejected_total`); a body above `MAX_FORM_BYTES` is 413; the ledger
+Pages are rendered by `renderers/pages.py` (language from `?lang=` or `Accept-Language`, the
+partner's brand). Every page answer carries a strict Content-Security-Policy (no script, the
+one style element by nonce, forms only to the page's own origin, no framing), `nosniff`,
+`Referrer-Policy: no-referrer` (the token is in the URL) and `Cache-Control: no-store`.
+
+A token that does not verify gets the same plain 400 page whatever the reason (counted by reason
+in `herald_unsubscribe_token_rejected_total`); a body above `MAX_FORM_BYTES` is 413; the ledger
 unreachable is 503 (nothing changed, the client may try again). One log line per change, never
 an address.
 """
@@ -15,7 +27,9 @@ an address.
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping
+from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -24,8 +38,12 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
+from herald.catalog.config import CATEGORIES, RecipientsConfig
 from herald.catalog.optional import UnsubscribeScope
 from herald.errors import TransientError
+from herald.ledger.records import normalise_address
+from herald.renderers.branding import BrandConfig
+from herald.renderers.pages import PageRenderer, choose_locale, page_brand
 from herald.renderers.unsubscribe_tokens import (
     InvalidUnsubscribeToken,
     TokenSubject,
@@ -109,18 +127,86 @@ def is_one_click(fields: Mapping[str, str]) -> bool:
     return fields.get(name) == value
 
 
+@dataclass(frozen=True, slots=True)
+class ListState:
+    category: str
+    subscribed: bool
+
+
+def security_headers(nonce: str) -> dict[str, str]:
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        ),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "no-referrer",
+        "Cache-Control": "no-store",
+        "X-Frame-Options": "DENY",
+    }
+
+
+def text_response(status: int, text: str) -> web.Response:
+    """A short plain answer (one-click, malformed form) with the same headers as a page."""
+    return web.Response(status=status, text=text, headers=security_headers("none"))
+
+
 class UnsubscribePages:
-    """The routes' handlers over the token verifier, the ledger and the observer."""
+    """The routes' handlers over the token verifier, the ledger, the observer and the config
+    file's recipients (which lists a partner has) and brands."""
 
     def __init__(
         self,
         tokens: UnsubscribeTokens,
         ledger: SubscriptionLedger,
         observer: SubscriptionObserver,
+        recipients: RecipientsConfig | None = None,
+        brands: BrandConfig | None = None,
+        renderer: PageRenderer | None = None,
     ) -> None:
         self.tokens = tokens
         self.ledger = ledger
         self.observer = observer
+        self.recipients = recipients or {}
+        self.brands = brands or BrandConfig()
+        self.renderer = renderer or PageRenderer()
+
+    # -- answers
+
+    def page(
+        self,
+        request: web.Request,
+        name: str,
+        partner_id: str | None,
+        status: int = 200,
+        **context: object,
+    ) -> web.Response:
+        locale = choose_locale(request.query.get("lang"), request.headers.get("Accept-Language"))
+        nonce = secrets.token_urlsafe(16)
+        html = self.renderer.render(
+            name, locale, page_brand(self.brands, partner_id), nonce, **context
+        )
+        return web.Response(
+            status=status,
+            text=html,
+            content_type="text/html",
+            charset="utf-8",
+            headers=security_headers(nonce),
+        )
+
+    def invalid(self, request: web.Request) -> web.Response:
+        return self.page(request, "invalid", None, status=400)
+
+    def unavailable(self, request: web.Request, partner_id: str) -> web.Response:
+        return self.page(request, "unavailable", partner_id, status=503)
+
+    @staticmethod
+    def keep_lang(request: web.Request) -> str:
+        """`?lang=..` when the request named one, for the links and redirects onwards."""
+        lang = request.query.get("lang")
+        return f"?lang={lang}" if lang in ("en", "de") else ""
+
+    # -- the work
 
     def verify(self, token: str) -> TokenSubject | None:
         """What the token names, or None (counted by reason) when it does not verify."""
@@ -133,42 +219,126 @@ class UnsubscribePages:
             log.info("unsubscribe token rejected", extra={"reason": exc.reason})
             return None
 
-    async def unsubscribe(
-        self, subject: TokenSubject, scope: UnsubscribeScope, source: str
-    ) -> None:
-        added = await self.ledger.unsubscribe(
-            subject.address, scope.category, scope.partner_id, source
-        )
+    async def unsubscribe(self, subject: TokenSubject, category: str, source: str) -> None:
+        partner = subject.scope.partner_id
+        added = await self.ledger.unsubscribe(subject.address, category, partner, source)
         if added:
-            self.observer.unsubscribed(scope.category, source)
-        log.info(
+            self.observer.unsubscribed(category, source)
+        log.info("unsubscribe", extra={"category": category, "source": source, "changed": added})
+
+    async def resubscribe(self, subject: TokenSubject, category: str, source: str) -> None:
+        partner = subject.scope.partner_id
+        removed = await self.ledger.resubscribe(subject.address, category, partner, source)
+        if removed:
+            self.observer.resubscribed(category, source)
+        log.info("resubscribe", extra={"category": category, "source": source, "changed": removed})
+
+    def categories(self, subject: TokenSubject) -> list[str]:
+        """The token's category and each configured list of its partner holding the address,
+        in NOTIFICATIONS.md 3.3's order."""
+        address = normalise_address(subject.address)
+        lists = self.recipients.get(subject.scope.partner_id, {})
+        shown = {subject.scope.category}
+        for category, entry in lists.items():
+            if any(normalise_address(email) == address for email in entry.emails):
+                shown.add(category)
+        return [c for c in CATEGORIES if c in shown] + sorted(shown - set(CATEGORIES))
+
+    async def states(self, subject: TokenSubject) -> list[ListState]:
+        off = set(await self.ledger.unsubscribed_scopes(subject.address))
+        partner = subject.scope.partner_id
+        return [
+            ListState(category, UnsubscribeScope(category, partner).scope not in off)
+            for category in self.categories(subject)
+        ]
+
+    # -- the handlers
+
+    async def get_unsubscribe(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        subject = self.verify(token)
+        if subject is None:
+            return self.invalid(request)
+        return self.page(
+            request,
             "unsubscribe",
-            extra={"category": scope.category, "source": source, "changed": added},
+            subject.scope.partner_id,
+            category=subject.scope.category,
+            preferences_path=f"../preferences/{token}{self.keep_lang(request)}",
         )
 
     async def post_unsubscribe(self, request: web.Request) -> web.Response:
-        subject = self.verify(request.match_info["token"])
+        token = request.match_info["token"]
+        subject = self.verify(token)
         if subject is None:
-            return invalid_response()
+            return self.invalid(request)
         try:
             fields = await read_form(request)
         except BadForm as bad:
-            return web.Response(status=bad.status, text="bad request")
+            return text_response(bad.status, "bad request")
         if is_one_click(fields):
             source = "one-click"
         elif fields.get("action") == "unsubscribe":
             source = "page"
         else:
-            return web.Response(status=400, text="bad request")
+            return text_response(400, "bad request")
         try:
-            await self.unsubscribe(subject, subject.scope, source)
+            await self.unsubscribe(subject, subject.scope.category, source)
         except TransientError:
-            return web.Response(status=503, text="unavailable, try again later")
-        return web.Response(text="unsubscribed")
+            if source == "one-click":
+                return text_response(503, "unavailable, try again later")
+            return self.unavailable(request, subject.scope.partner_id)
+        if source == "one-click":
+            return text_response(200, "unsubscribed")
+        return self.page(
+            request,
+            "unsubscribed",
+            subject.scope.partner_id,
+            category=subject.scope.category,
+            preferences_path=f"../preferences/{token}{self.keep_lang(request)}",
+        )
+
+    async def get_preferences(self, request: web.Request) -> web.Response:
+        subject = self.verify(request.match_info["token"])
+        if subject is None:
+            return self.invalid(request)
+        try:
+            lists = await self.states(subject)
+        except TransientError:
+            return self.unavailable(request, subject.scope.partner_id)
+        return self.page(request, "preferences", subject.scope.partner_id, lists=lists)
+
+    async def post_preferences(self, request: web.Request) -> web.Response:
+        token = request.match_info["token"]
+        subject = self.verify(token)
+        if subject is None:
+            return self.invalid(request)
+        try:
+            fields = await read_form(request)
+        except BadForm as bad:
+            return text_response(bad.status, "bad request")
+        category, state = fields.get("category"), fields.get("state")
+        if category not in self.categories(subject) or state not in ("on", "off"):
+            return text_response(400, "bad request")
+        try:
+            if state == "off":
+                await self.unsubscribe(subject, category, "page")
+            else:
+                await self.resubscribe(subject, category, "page")
+        except TransientError:
+            return self.unavailable(request, subject.scope.partner_id)
+        return web.Response(
+            status=303,
+            headers={
+                **security_headers("none"),
+                "Location": f"{token}{self.keep_lang(request)}",
+            },
+        )
 
     def routes(self) -> list[web.RouteDef]:
-        return [web.post("/unsubscribe/{token}", self.post_unsubscribe)]
-
-
-def invalid_response() -> web.Response:
-    return web.Response(status=400, text="This link is not valid or has expired.")
+        return [
+            web.get("/unsubscribe/{token}", self.get_unsubscribe),
+            web.post("/unsubscribe/{token}", self.post_unsubscribe),
+            web.get("/preferences/{token}", self.get_preferences),
+            web.post("/preferences/{token}", self.post_preferences),
+        ]
