@@ -10,14 +10,20 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.remote.webdriver import WebDriver
+
+from herald.service.app import Service
+from tests.conftest import SmtpServer
+from tests.integration.conftest import Broker
+from tests.integration.conftest import broker as broker  # a fixture, for the pages' tests
+from tests.unsubscribe import unsubscribing_herald
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -38,12 +44,12 @@ def chromium(language: str | None = None, *, performance_log: bool = False) -> W
         options.add_argument(argument)
     if language is not None:
         options.add_argument(f"--lang={language}")
-        options.add_experimental_option("prefs", {"intl.accept_languages": f"{language},en;q=0.5"})
+        options.add_experimental_option("prefs", {"intl.accept_languages": f"{language},en"})
     logging = {"browser": "ALL"}
     if performance_log:
         logging["performance"] = "ALL"
     options.set_capability("goog:loggingPrefs", logging)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=DriverService(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(30)
     return driver
 
@@ -55,6 +61,15 @@ def browser() -> Iterator[WebDriver]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture
+async def unsubscribing_service(
+    amqp_url: str, smtp_server: SmtpServer, tmp_path: Path, broker: Broker
+) -> AsyncIterator[Service]:
+    """Herald on the real broker with its unsubscribe pages (`tests/unsubscribe.py`)."""
+    async with unsubscribing_herald(amqp_url, smtp_server, tmp_path) as herald:
+        yield herald
 
 
 def console_errors(driver: WebDriver) -> list[str]:
