@@ -1,5 +1,5 @@
-"""The gallery in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
-installed by scripts/ensure-services.sh) driven by Selenium, over HTTP from a local server.
+"""The gallery in a real browser: headless Chromium (`tests/browser/conftest.py`), over HTTP
+from a local server.
 
 It opens the index and checks that every notification is listed, then opens every notification
 page and checks that it and its HTML email render without console errors. Screenshots of the
@@ -8,27 +8,18 @@ index and of one page go to `build/screenshots/` (or `$HERALD_SCREENSHOTS`)."""
 from __future__ import annotations
 
 import functools
-import os
 import threading
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from herald.tools.gallery import GalleryPage, build_gallery
 from tests import support
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
-SCREENSHOTS = Path(
-    os.environ.get("HERALD_SCREENSHOTS", Path(__file__).resolve().parents[2] / "build/screenshots")
-)
+from tests.browser.conftest import SCREENSHOTS, console_errors, open_page
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -50,33 +41,6 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[G
     finally:
         server.shutdown()
         server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[WebDriver]:
-    for path in (CHROMIUM, CHROMEDRIVER):
-        assert Path(path).exists(), f"{path} is missing: run scripts/ensure-services.sh"
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1400,1100"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def console_errors(driver: WebDriver) -> list[str]:
-    """Console messages at error level since the last call (reading the log empties it)."""
-    return [entry["message"] for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
-
-
-def open_page(driver: WebDriver, url: str) -> None:
-    driver.get(url)
-    driver.execute_script("return document.readyState")  # waits for the load event
 
 
 def test_console_errors_are_seen(browser: WebDriver) -> None:

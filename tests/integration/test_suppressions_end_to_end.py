@@ -56,11 +56,14 @@ async def herald_cli(database_url: str, *args: str) -> tuple[int, str, str]:
     return process.returncode, stdout.decode(), stderr.decode()
 
 
-async def publish_and_settle(service: Service, broker: Broker) -> dict[str, Any]:
-    """Publish an orders.order.placed (two recipients), wait until it is processed and every
-    delivery taken is accounted for, check the identity, and return the event. (Counted over
-    all events: one left in a retry queue by an earlier test may arrive meanwhile.)"""
-    document: dict[str, Any] = load_example("orders.order.placed")
+async def publish_and_settle(
+    service: Service, broker: Broker, example: str = "orders.order.placed"
+) -> dict[str, Any]:
+    """Publish the example event `example` under a new id (orders.order.placed: two
+    recipients), wait until it is processed and every delivery taken is accounted for, check
+    the identity, and return the event. (Counted over all events: one left in a retry queue by
+    an earlier test may arrive meanwhile.)"""
+    document: dict[str, Any] = load_example(example)
     document["id"] = str(uuid.uuid4())
     await broker.publish(document)
     deadline = asyncio.get_running_loop().time() + 20
