@@ -5,6 +5,7 @@ back (`herald deliveries find`)."""
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -123,9 +124,20 @@ class Suppression:
         return self.reason in ("hard_bounce", "manual") or not essential
 
     def describe(self) -> str:
-        """The `detail` of a delivery it blocked; a scoped entry names its scope."""
+        """The `detail` of a delivery it blocked; a scoped entry names its scope (read back by
+        `blocked_scope`)."""
         scope = "" if self.scope == "all" else f" in {self.scope}"
         return f"suppressed: {self.reason}{scope} ({self.source}, {self.created_at.isoformat()})"
+
+
+_BLOCKED_IN_SCOPE = re.compile(r"suppressed: [a-z_]+ in (\S+) \(")
+
+
+def blocked_scope(detail: str | None) -> str | None:
+    """The scope of the suppression a blocked delivery's `detail` names (`describe`); None for
+    scope `all`."""
+    found = _BLOCKED_IN_SCOPE.match(detail or "")
+    return None if found is None else found.group(1)
 
 
 # Where an unsubscribe comes from (issue 19): the mail client's one-click POST (RFC 8058), the

@@ -28,7 +28,7 @@ from herald.errors import ConfigurationError
 from herald.ledger.audit import AuditEntry, AuditLog
 from herald.ledger.lookup import find_deliveries
 from herald.ledger.queue_marks import QueueMarks
-from herald.ledger.records import DeliveryRecord, Suppression
+from herald.ledger.records import EVERYWHERE, DeliveryRecord, Suppression, blocked_scope
 from herald.ledger.store import SqlLedger
 from herald.service.settings import Settings, load_settings
 from herald.tools import replay
@@ -446,13 +446,17 @@ def audit_command(
     out.print(table)
 
 
-def _found_json(record: DeliveryRecord, suppressions: dict[str, Suppression]) -> dict[str, Any]:
+# The suppression that blocked each blocked delivery, by (recipient, scope or None for `all`).
+Blocking = dict[tuple[str, str | None], Suppression]
+
+
+def _found_json(record: DeliveryRecord, suppressions: Blocking) -> dict[str, Any]:
     """A record as `deliveries find --format json` shows it; a blocked one also names the
     suppression that still blocks its recipient (null once removed; `detail` keeps the reason
     it was blocked for)."""
     document = asdict(record)
     if record.status == "blocked":
-        suppression = suppressions.get(record.recipient)
+        suppression = suppressions.get((record.recipient, blocked_scope(record.detail)))
         document["suppression"] = None if suppression is None else asdict(suppression)
     return document
 
@@ -473,14 +477,23 @@ def deliveries_find(
         raise typer.Exit(code=2)
     settings = _settings()
 
-    async def work() -> tuple[list[DeliveryRecord], dict[str, Suppression]]:
+    async def work() -> tuple[list[DeliveryRecord], Blocking]:
         ledger = await SqlLedger.open(settings.database_url)
         try:
             found = await find_deliveries(
                 ledger, event_id=event_id, recipient=recipient, since=parse_time(since)
             )
-            blocked = {record.recipient for record in found if record.status == "blocked"}
-            return found, await ledger.blocking(sorted(blocked))
+            blocked = {
+                (record.recipient, blocked_scope(record.detail))
+                for record in found
+                if record.status == "blocked"
+            }
+            in_force = await ledger.in_force(sorted(blocked, key=str))
+            return found, {
+                (address, scope): suppression
+                for address, scope in blocked
+                if (suppression := in_force.get((address, scope or EVERYWHERE))) is not None
+            }
         finally:
             await ledger.close()
 

@@ -183,8 +183,13 @@ async def test_one_click_unsubscribes_the_list_address_and_only_it(
     assert code == 0, stderr
     found = {row["recipient"]: row for row in json.loads(stdout)}
     assert found[LISTED]["status"] == "blocked"
-    # (The detail names the unsubscribe; `suppression` is filled for scope `all` entries only.)
     assert found[LISTED]["detail"].startswith(f"suppressed: unsubscribed in {SCOPE} (one-click")
+    suppression = found[LISTED]["suppression"]
+    assert (suppression["reason"], suppression["scope"], suppression["source"]) == (
+        "unsubscribed",
+        SCOPE,
+        "one-click",
+    )
     assert {found[address]["status"] for address in MANDATORY} == {"sent"}
 
     # When the operator resubscribes it (the preferences page's way is the browser test's)
