@@ -184,7 +184,7 @@ SPECS = (
         trigger_model=TrialStarted,
         when="23 and 7 days before trial.ends_at for trial.kind = end_user",
         series=_trial_series("end_user", (23, 7)),
-        recipients=("user",),
+        recipients=("user", "config(trial_activity)"),  # draft 2 (NOTIFICATIONS.md 8)
     ),
     NotificationSpec(
         id="trial_extended_end_user",
@@ -193,7 +193,7 @@ SPECS = (
         trigger_model=TrialExtended,
         when="trial.kind = end_user",
         condition=_trial_kind("end_user"),
-        recipients=("user",),
+        recipients=("user", "config(trial_activity)"),  # draft 2 (NOTIFICATIONS.md 8)
     ),
     NotificationSpec(
         id="trial_reminder_company",

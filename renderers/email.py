@@ -2,7 +2,8 @@
 then the `multipart/alternative` message bytes (`renderers.mime`), every header value cleaned
 first.
 
-A partner's branding changes the From display name and adds its Reply-To; the From address stays
+A partner's branding changes the From display name and adds its Reply-To (unbranded mail shows
+the brand's name unless `HERALD_SMTP_FROM` gives a display name); the From address stays
 the operator's verified sending address, so SPF, DKIM and DMARC alignment hold.
 
 An email its recipient may unsubscribe from also carries `List-Unsubscribe`,
@@ -18,6 +19,7 @@ from email.utils import format_datetime
 from typing import Any
 
 from herald.catalog.plan import Delivery
+from herald.catalog.recipients import configured_category
 from herald.renderers.branding import Brand, BrandConfig
 from herald.renderers.environment import Templates
 from herald.renderers.headers import MAX_SUBJECT, clean_header_text
@@ -92,6 +94,9 @@ class EmailRenderer:
             links=self._brand.links,
             change_count=len(changes) if isinstance(changes, list) else 0,
             unsubscribe=unsubscribe,
+            # The configured list's category when this is a copy to a list (not to a person the
+            # event is about): the templates then say whom it is about and why the list has it.
+            list_copy=configured_category(delivery.recipient.role),
         )
         if extras:
             context.update(extras)
@@ -154,7 +159,8 @@ class EmailRenderer:
         )
 
     def _from(self, brand: Brand) -> str:
-        """The operator's address; a branded partner's name as its display name."""
-        if not brand.is_partner:
+        """The operator's address; a branded partner's name as its display name, else the
+        operator's display name if `HERALD_SMTP_FROM` gives one, else the brand's name."""
+        if not brand.is_partner and self._sender.display_name:
             return self._from_header
         return encode_address(clean_header_text(brand.name, 200), self._sender.addr_spec)

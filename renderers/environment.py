@@ -21,6 +21,7 @@ import jinja2
 
 from herald.errors import ConfigurationError
 from herald.renderers import formatting
+from herald.renderers.labels import LABELS, Labels
 from herald.renderers.locales import DEFAULT_LOCALE, canonical, fallback_chain
 
 TEMPLATE_FILES = ("subject.txt", "body.txt", "body.html")
@@ -42,7 +43,20 @@ def _in_locale(format_value: Any) -> Any:
     return filter_
 
 
-def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
+@jinja2.pass_context
+def _is_recipient(context: jinja2.runtime.Context, person: Any) -> bool:
+    """`{% if order.placed_by is recipient %}you{% else %}...`: whether `person` is the one this
+    email goes to, so an email addresses its reader as "you" (compared by address)."""
+    recipient = context.get("recipient")
+    address = getattr(person, "email", None)
+    return (
+        recipient is not None
+        and isinstance(address, str)
+        and address.lower() == recipient.email.lower()
+    )
+
+
+def _environment(templates_dir: Path, autoescape: bool, labels: Labels) -> jinja2.Environment:
     # Text parts and subjects are not HTML: escaping them would corrupt them.
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
@@ -60,7 +74,9 @@ def _environment(templates_dir: Path, autoescape: bool) -> jinja2.Environment:
         money=_in_locale(formatting.format_money),
         number=_in_locale(formatting.format_number),
         humanize=formatting.humanize,
+        **labels.filters(),
     )
+    environment.tests["recipient"] = _is_recipient
     return environment
 
 
@@ -91,10 +107,12 @@ class Templates:
 
     def __init__(self, templates_dir: Path = DEFAULT_TEMPLATES_DIR) -> None:
         self.directory = templates_dir
-        self.html = _environment(templates_dir, autoescape=True)
-        self.text = _environment(templates_dir, autoescape=False)
+        self.labels = Labels(templates_dir)
+        self.html = _environment(templates_dir, autoescape=True, labels=self.labels)
+        self.text = _environment(templates_dir, autoescape=False, labels=self.labels)
         self.stylesheet = (templates_dir / STYLESHEET).read_text("utf-8")
-        self._layouts_digest = self._digest_of(sorted((templates_dir / LAYOUTS).rglob("*.*")))
+        shared = [*(templates_dir / LAYOUTS).rglob("*.*"), *(templates_dir / LABELS).glob("*.yaml")]
+        self._layouts_digest = self._digest_of(sorted(shared))
         self._sets: dict[tuple[str, str], TemplateSet] = {}
         self._locales: dict[str, tuple[str, ...]] = {}
 

@@ -28,6 +28,7 @@ command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
 command -v docker-compose >/dev/null || missing+=(docker-compose)  # `config` needs no engine
 command -v chromium >/dev/null || missing+=(chromium)  # the gallery's browser test
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v spamassassin >/dev/null || missing+=(spamassassin)  # the spam-score test of every email
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing ${missing[*]}" >&2
   apt-get update -q

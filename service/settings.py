@@ -110,7 +110,9 @@ class Settings(BaseSettings):
     smtp_username: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
-    smtp_from: str = "Herald <notifications@herald.localhost>"
+    # Without a display name, the From header shows the brand (`brand.default`, or a branded
+    # partner's name); a display name given here is kept for unbranded mail.
+    smtp_from: str = "notifications@herald.localhost"
     smtp_pool_size: int = Field(default=4, ge=1, le=64)
     smtp_timeout_seconds: float = Field(default=30.0, gt=0)
     smtp_retry_base_seconds: float = Field(default=1.0, gt=0)

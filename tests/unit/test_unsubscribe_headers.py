@@ -66,7 +66,7 @@ def test_an_optional_email_carries_one_click_unsubscribe_and_the_footer() -> Non
     assert str(message["List-Unsubscribe-Post"]) == "List-Unsubscribe=One-Click"
     # The footer says why, in both parts, and links the preferences page with a valid token
     text, html = support.text_part(message), support.html_part(message)
-    why = "You receive this because you are on Nordic Distribution's renewal alert list."
+    why = "You receive this because you are on the renewal alert list of Nordic Distribution."
     assert why in text
     assert why.replace("'", "&#39;") in html or why in html
     (line,) = [line for line in text.splitlines() if line.startswith("You receive this")]
@@ -101,7 +101,7 @@ def test_the_footer_speaks_the_recipients_language() -> None:
 def test_a_branded_partner_is_named_by_its_brand() -> None:
     brand = BrandConfig.model_validate({"partners": {PARTNER: {"name": "Nordic Cloud"}}})
     text = support.text_part(support.parse(render(linked(brand=brand), LIST)))
-    assert "you are on Nordic Cloud's renewal alert list." in text
+    assert "you are on the renewal alert list of Nordic Cloud." in text
 
 
 def test_mandatory_mail_is_exactly_as_without_the_settings() -> None:
