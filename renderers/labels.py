@@ -1,5 +1,6 @@
 """The words for enum values and error codes people read: one label table per language
-(`templates/labels/<locale>.yaml`), never a template that prints the value.
+(`templates/labels/<locale>.yaml`, and `<locale>.<part>.yaml` beside it), never a template that
+prints the value.
 
 Templates write `{{ reason | label("deactivation_reason") }}` and, for an upstream error code,
 `{% set problem = error.code | explain %}` (`problem.label`, `problem.explanation`,
@@ -54,6 +55,7 @@ class Labels:
     def __init__(self, templates_dir: Path) -> None:
         self._tables: dict[str, dict[str, Table]] = {}
         folder = templates_dir / LABELS
+        # `en.yaml`, and any `en.<part>.yaml` beside it, make up the English tables.
         for path in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
             try:
                 document = yaml.safe_load(path.read_text("utf-8")) or {}
@@ -63,7 +65,13 @@ class Labels:
                 isinstance(table, dict) for table in document.values()
             ):
                 raise ConfigurationError(f"labels: {path} must map table names to tables")
-            self._tables[path.stem] = document
+            tables = self._tables.setdefault(path.name.split(".")[0], {})
+            for name, entries in document.items():
+                table = tables.setdefault(name, {})
+                twice = sorted(set(table) & set(entries))
+                if twice:
+                    raise ConfigurationError(f"labels: {path} labels {name} {twice} again")
+                table.update(entries)
         if DEFAULT_LOCALE not in self._tables:
             raise ConfigurationError(f"labels: {folder / (DEFAULT_LOCALE + '.yaml')} is missing")
         self._logged: set[tuple[str, str]] = set()

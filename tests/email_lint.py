@@ -40,7 +40,11 @@ _NOT_ENUMS = {"error_code", "phrase", "list_name", "service", "storefront"}
 @cache
 def _labels() -> dict[str, dict[str, dict[str, object]]]:
     folder = Path(DEFAULT_TEMPLATES_DIR) / "labels"
-    return {path.stem: yaml.safe_load(path.read_text("utf-8")) for path in folder.glob("*.yaml")}
+    tables: dict[str, dict[str, dict[str, object]]] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        for name, entries in yaml.safe_load(path.read_text("utf-8")).items():
+            tables.setdefault(path.name.split(".")[0], {}).setdefault(name, {}).update(entries)
+    return tables
 
 
 @cache

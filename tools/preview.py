@@ -27,8 +27,8 @@ from herald.errors import ConfigurationError, RejectedMessage
 from herald.renderers.email import EmailRenderer, OutgoingEmail
 from herald.schemas.decode import decode
 from herald.schemas.envelope import Event
-from herald.schemas.interop import TeamsUsageReported
 from herald.schemas.examples import example_names, load_example
+from herald.schemas.interop import TeamsUsageReported
 
 PREVIEW_COPIES = "copies@partner.example"
 
