@@ -125,8 +125,10 @@ class Labels:
             return
         self._logged.add(key)
         log.warning(
-            "label_missing",
-            extra={"table": table, "value": key[1], "hint": "add it to templates/labels/"},
+            "label_missing: no %s label for %r in templates/labels/; shown as %r",
+            table,
+            key[1],
+            humanized(key[1]),
         )
 
     def filters(self) -> dict[str, Any]:

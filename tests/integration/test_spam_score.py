@@ -32,7 +32,9 @@ CASES = [
 
 def _scores(tmp_path: Path) -> dict[str, tuple[float, list[str]]]:
     spamassassin = shutil.which("spamassassin")
-    assert spamassassin, "spamassassin is missing: `make test` installs it (scripts/ensure-services.sh)"
+    assert spamassassin, (
+        "spamassassin is missing: `make test` installs it (scripts/ensure-services.sh)"
+    )
     cases: list[str] = []
     with open(tmp_path / "every-email.mbox", "wb") as box:
         for notification, locale, branded in CASES:
