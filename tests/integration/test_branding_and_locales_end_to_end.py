@@ -50,8 +50,12 @@ async def test_a_branded_partner_and_an_austrian_recipient_get_their_email(
     assert {item.envelope_from for item in emails} == {"notifications@operator.example"}
     received = {item.recipients[0]: item.message for item in emails}
     german, english = received["jonas@bluepeak.example"], received["sara.holm@operator.example"]
-    assert german["Subject"] == "Auftragsbestätigung von BluePeak Portal (neu)"
-    assert english["Subject"] == "Order confirmation from BluePeak Portal (new)"
+    assert german["Subject"] == (
+        "Auftragsbestätigung von BluePeak Portal (neu): PO-2025-004817 für Northwind Health"
+    )
+    assert english["Subject"] == (
+        "Order confirmation from BluePeak Portal (new): PO-2025-004817 for Northwind Health"
+    )
     assert (german["Content-Language"], english["Content-Language"]) == ("de", "en")
     for message in (german, english):
         # The operator's verified address, with the partner's name; replies go to the partner.

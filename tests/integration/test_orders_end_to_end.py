@@ -31,7 +31,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.placed": [
         (
             "order_confirmation_new",
-            f"Order confirmation from {BRAND} (new)",
+            f"Order confirmation from {BRAND} (new): {{order.id}} for {{customer.name}}",
             # reseller under a distributor: no partner account manager (3.1)
             {"jonas@bluepeak.example", "sara.holm@operator.example"},
             ["customer.name", "order.id", "order.placed_by.name", "order.lines.0.product_name"],
@@ -40,7 +40,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.placed+marketplace": [
         (
             "order_placed",
-            "Order {order.id} received",
+            "Order {order.id} received: {customer.name}",
             {
                 "devon.price@redwoodnet.example",
                 "rachel.moore@lakesideclinics.example",
@@ -59,7 +59,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.placed+billing_period_change": [
         (
             "order_confirmation_change",
-            f"Order confirmation from {BRAND} (change)",
+            f"Order confirmation from {BRAND} (change): {{order.id}} for {{customer.name}}",
             # the partner is a distributor: its account manager is included
             {
                 "karin.lund@nordicdist.example",
@@ -72,7 +72,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.placed+quantity_change": [
         (
             "change_confirmation",
-            f"Change confirmation from {BRAND}",
+            f"Change confirmation from {BRAND}: order {{order.id}} for {{customer.name}}",
             {"jonas@bluepeak.example", "sara.holm@operator.example"},
             [
                 "customer.name",
@@ -94,7 +94,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.submitted": [
         (
             "purchase_notification",
-            "Order {order.id} submitted for provisioning",
+            "Order {order.id} submitted for provisioning: {customer.name}",
             {"jonas@bluepeak.example", "orders@bluepeak.example", "partners@nordicdist.example"},
             [
                 "order.id",
@@ -120,7 +120,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.provisioned": [
         (
             "offer_provision_success",
-            "Offer provisioning successful: order {order.id}",
+            "Offer provisioning successful: order {order.id} for {customer.name}",
             # the partner is a distributor, so there is no reseller contact
             {"karin.lund@nordicdist.example", "ingrid.solberg@fjordlogistics.example"},
             [
@@ -135,7 +135,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.provisioning_failed": [
         (
             "offer_provisioning_error",
-            "Error during provisioning of order {order.id}",
+            "Error during provisioning of order {order.id} for {customer.name}",
             {"alex.moreno@harborit.example", "sales@harborit.example"},
             ["order.id", "customer.name", "partner.name", "error.code", "error.message"],
         )
@@ -157,7 +157,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.canceled": [
         (
             "cancellation_confirmation",
-            f"Cancellation confirmation from {BRAND}",
+            f"Cancellation confirmation from {BRAND}: order {{order.id}} for {{customer.name}}",
             {
                 "alex.moreno@harborit.example",
                 "tom.becker@harborit.example",
@@ -169,7 +169,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.order.activated": [
         (
             "branding_active",
-            f"In-conference branding is now active on the {BRAND} Service",
+            f"In-conference branding is now active on the {BRAND} Service: {{customer.name}}",
             {"it@northwind.example", "oskar.lindqvist@northwind.example"},
             ["customer.name", "order.id", "order.lines.0.product_name"],
         )
@@ -177,7 +177,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.proposal.created": [
         (
             "new_proposal",
-            "New proposal from {partner.name}",
+            "New proposal from {partner.name}: {proposal.id}",
             {"oskar.lindqvist@northwind.example"},
             ["proposal.id", "partner.name", "actor.name", "proposal.lines.0.product_name"],
         )
@@ -185,7 +185,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "orders.proposal.created+no_recipient": [
         (
             "new_proposal",
-            "New proposal from {partner.name}",
+            "New proposal from {partner.name}: {proposal.id}",
             {"ingrid.solberg@fjordlogistics.example"},
             ["proposal.id", "partner.name", "actor.name"],
         )

@@ -287,7 +287,9 @@ async def test_herald_run_dev_smtp_writes_outbox_and_stops_gracefully(
             for line in path.read_text().splitlines()
             if line.startswith("Subject:")
         }
-        assert subjects == {"Subject: Order confirmation from BluePeak Portal (new)"}
+        assert subjects == {
+            "Subject: Order confirmation from BluePeak Portal (new): PO-2025-004817 for Northwind Health"
+        }
     finally:
         process.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)

@@ -175,7 +175,9 @@ def test_an_unbranded_partner_gets_the_default_brand() -> None:
     email = rendered("order_confirmation_new", "en", BrandConfig())
     html = support.html_part(parse(email))
     assert email.brand == "default"
-    assert email.subject == "Order confirmation from Cloud Portal (new)"
+    assert email.subject == (
+        "Order confirmation from Cloud Portal (new): PO-2025-004817 for Northwind Health"
+    )
     assert "background-color: #1f3a5f" in html and "<img" not in html
 
 
