@@ -206,7 +206,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
         ),
         (
             "otj_license_renewal",
-            "OTJ license renewal notification",
+            "OTJ license renewal notification: {customer.name}",
             OTJ_LIST,  # plan.includes_otj: config(otj_distribution) of org-0900
             ["customer.name", "partner.name", "plan.name", "plan.quantity"],
         ),
@@ -257,7 +257,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.otj_license.added": [
         (
             "otj_license_added",
-            "New OTJ license added",
+            "New OTJ license added: {customer.name}",
             OTJ_LIST,  # config(otj_distribution) of org-0900 only
             ["customer.name", "partner.name", "plan.name", "license.id", "license.quantity"],
         )
@@ -265,7 +265,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.team_room.activated": [
         (
             "team_room_activated",
-            "Team room activated",
+            "Team room activated: {team_room.name}",
             # customer_contact; config(team_rooms) of org-1204: emails and the partner contact
             {NORTHWIND, "rooms@bluepeak.example", BLUEPEAK},
             ["team_room.name", "team_room.alias", "customer.name"],
@@ -274,7 +274,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.team_room.deactivated": [
         (
             "team_room_deactivated",
-            "Team room deactivated",
+            "Team room deactivated: {team_room.name}",
             {CONTOSO},  # customer_contact; org-2210 has no team_rooms configured
             ["team_room.name", "team_room.alias", "customer.name"],
         )
@@ -282,7 +282,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.team_room.deactivated+trial_ended": [
         (
             "team_room_deactivated",
-            "Trial ended",
+            "Trial ended: team room {team_room.name}",
             {POLAR, "rooms@bluepeak.example", BLUEPEAK},
             ["team_room.name", "team_room.alias", "customer.name"],
         )
@@ -290,7 +290,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.endpoint.activated": [
         (
             "endpoint_enabled",
-            "Video system subscription enabled",
+            "Video system subscription enabled: {endpoint.name}",
             {NORDIC, FJORD},  # partner_contact, customer_contact
             ["endpoint.name", "endpoint.alias", "customer.name"],
         )
@@ -298,7 +298,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.endpoint.activated+reactivated": [
         (
             "endpoint_enabled",
-            "Video system subscription enabled",
+            "Video system subscription enabled: {endpoint.name}",
             {HARBOR, CONTOSO},
             ["endpoint.name", "endpoint.alias", "customer.name"],
         )
@@ -306,7 +306,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.endpoint.deactivated": [
         (
             "endpoint_disabled",
-            "Video system subscription disabled",
+            "Video system subscription disabled: {endpoint.name}",
             {BLUEPEAK, NORTHWIND},
             ["endpoint.name", "endpoint.alias", "customer.name"],
         )
@@ -341,7 +341,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.classic_subscription.deactivated+trial_ended": [
         (
             "classic_subscription_deactivated",
-            "Trial ended",
+            "Trial ended: subscription {classic_subscription.display_name}",
             {BLUEPEAK},
             [
                 "classic_subscription.display_name",
@@ -354,7 +354,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.invitation_code.created": [
         (
             "invitation_code_activated",
-            "Invitation code activated",
+            "Invitation code activated: {invitation_code.code}",
             {NORDIC, FJORD},  # partner_contact, customer_contact
             ["invitation_code.code", "invitation_code.product_name", "customer.name"],
         )
@@ -362,7 +362,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.invitation_code.deactivated": [
         (
             "invitation_code_deactivated",
-            "Invitation code deactivated",
+            "Invitation code deactivated: {invitation_code.code}",
             {BLUEPEAK, NORTHWIND},
             ["invitation_code.code", "invitation_code.product_name", "customer.name"],
         )
@@ -370,7 +370,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.invitation_code.deactivated+trial_ended": [
         (
             "invitation_code_deactivated",
-            "Trial ended",
+            "Trial ended: invitation code {invitation_code.code}",
             {BLUEPEAK, POLAR},
             ["invitation_code.code", "invitation_code.product_name", "customer.name"],
         )
