@@ -34,8 +34,8 @@ def labels() -> Labels:
 
 
 def test_labels_come_from_the_table_of_the_readers_language(labels: Labels) -> None:
-    assert labels.label("other", "deactivation_reason", "en") == "Deactivated by the provider"
-    assert labels.label("other", "deactivation_reason", "de-AT") == "Vom Anbieter deaktiviert"
+    assert labels.label("other", "deactivation_reason", "en") == "Not stated"
+    assert labels.label("other", "deactivation_reason", "de-AT") == "Nicht angegeben"
     # A language without a table falls back to English, entry by entry
     assert labels.label("trial_ended", "deactivation_reason", "sv-SE") == "Trial ended"
 
