@@ -133,6 +133,29 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
             ],
         )
     ],
+    "subscriptions.subscription.changed+without_actor": [
+        (
+            "subscription_changed",
+            "Subscription {subscription.name} changed successfully",
+            {NORTHWIND, BLUEPEAK},  # customer_contact, reseller_contact; no actor
+            ["subscription.name", "subscription.id", "subscription.offer.name", "customer.name"],
+        )
+    ],
+    "subscriptions.subscription.change_failed+unknown_error": [
+        (
+            "subscription_change_error",
+            "Error changing subscription {subscription.name}",
+            # customer_contact, reseller_contact, distributor_contact; no actor
+            {NORTHWIND, BLUEPEAK, NORDIC},
+            [
+                "subscription.name",
+                "subscription.id",
+                "customer.name",
+                "error.code",
+                "error.message",
+            ],
+        )
+    ],
     "subscriptions.subscription.renewed": [
         (
             "subscription_renewed",
@@ -158,7 +181,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.trial.started": [
         (
             "company_trial_created",
-            "New company created (in trial mode)",
+            "New company created (in trial mode): {customer.name}",
             # partner_contact; config(trial_activity) of org-2210 (its partner contact deduped)
             {HARBOR, "trials@harborit.example"},
             ["customer.name", "customer.contact.name", "customer.contact.email", "actor.name"],
@@ -178,7 +201,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "subscriptions.trial.extended+end_user": [
         (
             "trial_extended_end_user",
-            "Trial extended",
+            "Trial extended: your trial of {trial.product_name}",
             {"oskar.lind@northwind.example"},  # user
             ["user.name", "trial.product_name"],
         )
