@@ -53,15 +53,32 @@ def no_action_sentences() -> tuple[str, ...]:
 
 
 @cache
-def raw_enum_values() -> frozenset[str]:
-    """Enum values that have a label of their own: printed bare, they are a code."""
+def _enum_labels() -> dict[str, str]:
+    """Enum values that have a label of their own, with their English label."""
     english = _labels()["en"]
-    return frozenset(
-        key
+    return {
+        key: str(label)
         for table, entries in english.items()
         if table not in _NOT_ENUMS
         for key, label in entries.items()
         if str(label).lower() != key.replace("_", " ")
+    }
+
+
+@cache
+def raw_enum_values() -> frozenset[str]:
+    """Printed bare, these are a code."""
+    return frozenset(_enum_labels())
+
+
+@cache
+def humanised_enum_values() -> frozenset[str]:
+    """`change quantity` for `change_quantity`: a template that humanised the value instead of
+    labelling it. Not when the label itself reads so (`Microsoft 365 domain`)."""
+    return frozenset(
+        key.replace("_", " ")
+        for key, label in _enum_labels().items()
+        if "_" in key and key.replace("_", " ").lower() not in label.lower()
     )
 
 
@@ -95,8 +112,7 @@ def _raw_enums_in(text: str) -> list[str]:
         label, colon, value = line.strip().rpartition(": ")
         if colon and label and value.strip(" .") in raw:
             found.append(line.strip())
-    humanised = {value.replace("_", " ") for value in raw if "_" in value}
-    for phrase in humanised:
+    for phrase in humanised_enum_values():
         if re.search(rf"(?<![\w-]){re.escape(phrase)}(?![\w-])", text):
             found.append(phrase)
     return found

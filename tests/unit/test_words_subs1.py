@@ -99,7 +99,7 @@ def test_error_emails_say_what_went_wrong_and_what_to_do() -> None:
         "subscription_renewal_error", "subscriptions.subscription.renewal_failed"
     )
     assert "What went wrong: Payment declined (code: payment_declined)" in renewal.text
-    assert "What to do: Update the customer's payment method" in renewal.text
+    assert "What to do: Update the payment method on file" in renewal.text
     assert "What to do" in renewal.html
 
 
