@@ -418,7 +418,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "users.organization.invited": [
         (
             "distributor_onboarding_invitation",
-            "You were invited by {inviter.name}",
+            "You were invited by {inviter.name} to register {invitee_organization_name}",
             {"sven.aalto@arcticav.example"},  # invitee
             ["inviter.name", "invitee_organization_name"],
         )
@@ -444,6 +444,14 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
             ["organization.name", "previous_status.name", "status.name", "reason"],
         )
     ],
+    "users.organization.status_changed+by_parent_contact": [
+        (
+            "organization_status_changed",
+            "Status of {organization.name} changed to {status.name}",
+            {NORTHWIND, BLUEPEAK},  # organization_contact, parent_contact (who changed it)
+            ["organization.name", "previous_status.name", "status.name"],
+        )
+    ],
     "users.organization.status_changed+reseller": [],  # end customers only
     "users.organization.registered": [
         (
@@ -467,6 +475,14 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
             "New Microsoft tenant created for {customer.name}",
             {NORDIC, BLUEPEAK},  # distributor_contact, reseller_contact
             ["tenant.id", "tenant.default_domain", "customer.name", "partner.name", "actor.name"],
+        )
+    ],
+    "users.tenant.created+requested_by_partner": [
+        (
+            "tenant_created",
+            "New Microsoft tenant created for {customer.name}",
+            {NORDIC, BLUEPEAK},  # distributor_contact, reseller_contact (the requester)
+            ["tenant.id", "tenant.default_domain", "customer.name", "partner.name"],
         )
     ],
     "users.tenant.imported": [
@@ -507,7 +523,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "users.portal_account.two_factor_reset": [
         (
             "portal_account_2fa_reset",
-            f"Reset your {BRAND} account 2FA",
+            f"Reset your {BRAND} account 2FA (Partner Portal)",
             {"devon.price@redwoodnet.example"},
             ["user.name", "actor.name"],
         )
@@ -515,7 +531,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "users.portal_account.two_factor_reset+analytics": [
         (
             "portal_account_2fa_reset",
-            f"Reset your {BRAND} account 2FA",
+            f"Reset your {BRAND} account 2FA (Analytics)",
             {FJORD},  # the user is the customer's contact here
             ["user.name", "actor.name"],
         )
@@ -579,15 +595,23 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "users.domain.created": [
         (
             "calling_domain_created",
-            "New calling domain {domain.name}",
+            "New calling domain {domain.name} for {customer.name}",
             {BLUEPEAK},  # partner_contact; org-1204 has no domains configured
             ["domain.name", "customer.name", "actor.name"],
+        )
+    ],
+    "users.domain.created+by_partner_contact": [
+        (
+            "calling_domain_created",
+            "New calling domain {domain.name} for {customer.name}",
+            {BLUEPEAK},  # partner_contact, who created it: the email says "you"
+            ["domain.name", "customer.name"],
         )
     ],
     "users.domain.created+microsoft_365": [
         (
             "microsoft_365_domain_created",
-            "New Microsoft 365 domain {domain.name}",
+            "New Microsoft 365 domain {domain.name} for {customer.name}",
             # partner_contact; config(domains) of org-2210: Sales@HarborIT.example is the
             # partner contact (first role wins), another address, and the customer contact
             {HARBOR, "domains@harborit.example", CONTOSO},
@@ -600,7 +624,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "interop.google_meet.subscription_created": [
         (
             "google_meet_token_upload_request",
-            "Please upload your Authentication Token for Gateway Interoperability",
+            "Please upload your Authentication Token for Gateway Interoperability: {customer.name}",
             {FJORD, NORDIC},  # customer_contact; config(interop) of org-0900: partner contact
             ["customer.name", "subscription.id"],
         )
@@ -608,7 +632,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "interop.google_meet.subscription_activated": [
         (
             "google_meet_provisioned",
-            "Your Google Meet Interoperability service has been provisioned",
+            "Your Google Meet Interoperability service has been provisioned: {customer.name}",
             {FJORD},  # customer_contact
             ["customer.name", "subscription.id"],
         )
@@ -616,7 +640,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "interop.teams.subscription_created": [
         (
             "teams_cvi_authorization_request",
-            f"Please authorize {BRAND} CVI application",
+            f"Please authorize {BRAND} CVI application: {{customer.name}}",
             {NORTHWIND},
             ["customer.name", "subscription.id"],
         )
@@ -624,7 +648,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "interop.teams.subscription_activated": [
         (
             "teams_cvi_provisioned",
-            "Your CVI Service for MS Teams has been provisioned",
+            "Your CVI Service for MS Teams has been provisioned: {customer.name}",
             {NORTHWIND},
             ["customer.name", "subscription.id", "subscription.licensed_capacity"],
         )
@@ -632,7 +656,7 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "interop.teams_rooms.subscription_created": [
         (
             "teams_rooms_authorization_request",
-            f"Please authorize {BRAND} Connect for Teams Rooms",
+            f"Please authorize {BRAND} Connect for Teams Rooms: {{customer.name}}",
             {CONTOSO},
             ["customer.name", "subscription.id"],
         )
@@ -643,12 +667,20 @@ EXPECTED: dict[str, list[tuple[str, str, set[str], list[str]]]] = {
     "catalog.offer_availability.changed": [
         (
             "offer_availability_changed",
-            "New offers now available to you",
+            "New offers now available to you: 2 offers from {granted_by.name}",
             {BLUEPEAK},  # organization_contact
             ["organization.name", "granted_by.name", "offers_added.0.name", "offers_added.1.name"],
         )
     ],
     "catalog.offer_availability.changed+removed_only": [],  # only when offers were added
+    "catalog.offer_availability.changed+added_and_removed": [
+        (
+            "offer_availability_changed",
+            "New offers now available to you: 1 offer",  # no granted_by: no "from"
+            {HARBOR},  # organization_contact
+            ["organization.name", "offers_added.0.name", "offers_removed.0.name"],
+        )
+    ],
 }
 
 # Notifications triggered by the example whose recipient set is empty (3.4 rule 5).
@@ -749,7 +781,7 @@ async def test_catalog_changed_goes_to_the_configured_addresses(
         [
             (
                 "catalog_changed",
-                "Catalog changes: 3 offers changed",  # {change_count}
+                "Catalog changes: 3 offers changed in {catalog_name}",  # {change_count}
                 {"catalog@bluepeak.example"},  # config(catalog_changes) only, no contact
                 [
                     "partner.name",
