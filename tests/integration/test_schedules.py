@@ -147,7 +147,8 @@ async def test_usage_alerts_once_per_period_and_oversubscription_once(
     await wait_for_metric(scheduling_service, "herald_events_processed_total", 2, domain="interop")
     usage_emails = await smtp_server.wait_for(2)  # customer and partner contacts
     assert {e.message["Subject"] for e in usage_emails} == {
-        "85% usage notification for Cloud Portal Cloud Video Interop for Microsoft Teams"
+        "85% usage notification for Cloud Portal Cloud Video Interop for Microsoft Teams: "
+        "Northwind Health"
     }
     await broker.publish(usage(23, 20, "sub-a"))
     await broker.publish(usage(25, 20, "sub-a"))
