@@ -1,7 +1,7 @@
 """Every figure of the performance issue, side by side in one run, then one table.
 
     .venv/bin/python bench/run.py [--events N] [--latency-rate R] [--latency-seconds S]
-                                  [--profile] [--postgres URL]
+                                  [--profile] [--postgres URL] [--baseline REV [--rounds N]]
 
 1. the broker's ceiling: an ack-only aio-pika consumer draining N events from a quorum queue;
 2. the straightforward pipeline with aio-pika, and 3. the same with FastStream
@@ -16,6 +16,9 @@
    publish-to-SMTP-acceptance, and its 0.05 s bucket says whether p99 is under 50 ms;
 7. Herald's peak RSS (VmHWM) and CPU per delivered email (utime + stime / emails), and with
    `--profile` the CPU split per stage from a py-spy sample of the drain;
+7b. with `--baseline REV`: the same drain through REV's `herald run` (its tree and virtualenv
+   built once under the temp directory) and the working tree's, alternating `--rounds` times;
+   the medians of CPU per email and their ratio, the comparison the machine's drift allows;
 8. with `--backlog N`: Herald's RSS, sampled every second, while it drains a backlog of N events
    for `--backlog-seconds` (1,000,000 for the issue's memory target).
 
@@ -133,7 +136,37 @@ def _memory(pid: int, field: str) -> int:
     return 0
 
 
-def start_herald(url: str, workdir: Path, database_url: str, port: int) -> subprocess.Popen[bytes]:
+def build_baseline(revision: str) -> str:
+    """The `herald` executable of another git revision: its tree (`git archive`) and its own
+    virtualenv under the temp directory, built once per commit and reused by later runs."""
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    base = Path(tempfile.gettempdir()) / f"herald-baseline-{commit[:12]}"
+    herald = base / ".venv/bin/herald"
+    if herald.exists():
+        return str(herald)
+    print(f"building the baseline {commit[:12]} in {base} ...", flush=True)
+    source = base / "src"
+    source.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.Popen(["git", "-C", str(ROOT), "archive", commit], stdout=subprocess.PIPE)
+    subprocess.run(["tar", "-x", "-C", str(source)], stdin=archive.stdout, check=True)
+    if archive.wait() != 0:
+        raise RuntimeError(f"git archive {commit} failed")
+    subprocess.run([sys.executable, "-m", "venv", str(base / ".venv")], check=True)
+    subprocess.run(
+        [str(base / ".venv/bin/python"), "-m", "pip", "install", "-q", "-e", str(source)],
+        check=True,
+    )
+    return str(herald)
+
+
+def start_herald(
+    url: str, workdir: Path, database_url: str, port: int, herald: str = HERALD
+) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
         "HERALD_AMQP_URL": url,
@@ -145,7 +178,7 @@ def start_herald(url: str, workdir: Path, database_url: str, port: int) -> subpr
         "HERALD_PREFETCH": os.environ.get("HERALD_PREFETCH", "256"),
         "HERALD_SMTP_POOL_SIZE": os.environ.get("HERALD_SMTP_POOL_SIZE", "8"),
     }
-    process = subprocess.Popen([HERALD, "run"], env=env, cwd=workdir)
+    process = subprocess.Popen([herald, "run"], env=env, cwd=workdir)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -184,13 +217,14 @@ def herald_drain(
     database_url: str | None,
     replicas: int = 1,
     profile: Path | None = None,
+    herald: str = HERALD,
 ) -> dict[str, float]:
     """Preload, then time `replicas` herald processes draining the backlog."""
     asyncio.run(drain.preload(url, bodies))
     with tempfile.TemporaryDirectory() as workdir:
         database = database_url or f"sqlite:///{workdir}/bench.db"
         ports = [drain.HTTP_PORT + index for index in range(replicas)]
-        processes = [start_herald(url, Path(workdir), database, port) for port in ports]
+        processes = [start_herald(url, Path(workdir), database, port, herald) for port in ports]
         sampler = None
         try:
             if profile is not None:
@@ -243,6 +277,46 @@ def herald_drain(
         "cpu_us_per_email": cpu / emails * 1e6 if emails else 0.0,
         "peak_rss_mb": peak / 1e6,
     }
+
+
+def compare_with_baseline(
+    url: str, bodies: list[bytes], baseline: str, rounds: int
+) -> list[tuple[str, str]]:
+    """Drain the same events through the baseline's `herald run` and the working tree's,
+    alternating, `rounds` times each; the medians of CPU per email and of the drain rate, and
+    their ratios. Interleaving spreads the machine's drift over both."""
+    herald_of_baseline = build_baseline(baseline)
+    figures: dict[str, list[dict[str, float]]] = {"baseline": [], "working tree": []}
+    for round_number in range(rounds):
+        order = ["baseline", "working tree"]
+        if round_number % 2:
+            order.reverse()  # neither always drains first, on a colder machine
+        for name in order:
+            executable = herald_of_baseline if name == "baseline" else HERALD
+            figures[name].append(herald_drain(url, bodies, None, herald=executable))
+
+    def median(name: str, key: str) -> float:
+        values = sorted(run[key] for run in figures[name])
+        return values[len(values) // 2]
+
+    rows: list[tuple[str, str]] = []
+    for name in figures:
+        cpu = [f"{run['cpu_us_per_email']:,.0f}" for run in figures[name]]
+        label = f"baseline {baseline}" if name == "baseline" else "working tree"
+        rows.append(
+            (
+                f"{label}: CPU per email, emails/s (median of {rounds})",
+                f"{median(name, 'cpu_us_per_email'):,.0f} us ({', '.join(cpu)}), "
+                f"{median(name, 'emails_per_second'):,.0f} emails/s",
+            )
+        )
+    cpu_ratio = median("working tree", "cpu_us_per_email") / median("baseline", "cpu_us_per_email")
+    rate_ratio = median("working tree", "emails_per_second") / median(
+        "baseline", "emails_per_second"
+    )
+    rows.append(("working tree / baseline CPU per email", f"{cpu_ratio:.2f} (target <= 0.50)"))
+    rows.append(("working tree / baseline emails per second", f"{rate_ratio:.2f}x"))
+    return rows
 
 
 def backlog_memory(url: str, count: int, seconds: float) -> dict[str, float]:
@@ -392,6 +466,12 @@ def main() -> None:
         "--backlog", type=int, default=0, help="also measure RSS over a backlog this deep"
     )
     parser.add_argument("--backlog-seconds", type=float, default=120)
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also drain through this git revision (built in a scratch virtualenv), interleaved",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="drains per side with --baseline")
     args = parser.parse_args()
     ensure_bench_dependencies()
     sink = drain.ensure_smtp_sink()
@@ -447,6 +527,8 @@ def main() -> None:
                 f"{herald['peak_rss_mb']:.0f} MB (target < 150 MB at 1,000,000)",
             ),
         ]
+        if args.baseline:
+            rows += compare_with_baseline(url, bodies, args.baseline, args.rounds)
         if args.postgres:  # fresh event ids: the PostgreSQL ledger outlives each run
             one = herald_drain(url, drain.events(args.events), args.postgres, replicas=1)
             two = herald_drain(url, drain.events(args.events), args.postgres, replicas=2)
