@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, delete, insert, or_, select
+from sqlalchemy import and_, bindparam, delete, insert, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -70,6 +70,20 @@ def _suppression(row: Any) -> Suppression:
     )
 
 
+# Built once: every event runs it, and building the expression and compiling it per call cost
+# more than the query (about 7 % of an email's CPU in the drain profile).
+_IN_FORCE = select(suppressions).where(
+    and_(
+        suppressions.c.address.in_(bindparam("in_force_addresses", expanding=True)),
+        suppressions.c.scope.in_(bindparam("in_force_scopes", expanding=True)),
+        or_(
+            suppressions.c.expires_at.is_(None),
+            suppressions.c.expires_at > bindparam("now"),
+        ),
+    )
+)
+
+
 async def lookup_in_force(
     connection: AsyncConnection, targets: Iterable[tuple[str, str | None]], now: datetime
 ) -> dict[tuple[str, str], Suppression]:
@@ -88,13 +102,7 @@ async def lookup_in_force(
         return {}
     scopes = sorted({scope for _, scope in wanted})
     rows = await connection.execute(
-        select(suppressions).where(
-            and_(
-                suppressions.c.address.in_(list(given)),
-                suppressions.c.scope.in_(scopes),
-                or_(suppressions.c.expires_at.is_(None), suppressions.c.expires_at > now),
-            )
-        )
+        _IN_FORCE, {"in_force_addresses": list(given), "in_force_scopes": scopes, "now": now}
     )
     by_target: dict[tuple[str, str], list[Suppression]] = {}
     for row in rows:

@@ -80,6 +80,16 @@ def _environment(templates_dir: Path, autoescape: bool, labels: Labels) -> jinja
     return environment
 
 
+def _render(template: jinja2.Template, shared: dict[str, Any]) -> str:
+    """`template.render(shared)` without copying `shared` (templates' own `set`s go to their
+    render's local variables, never into `shared`)."""
+    try:
+        return "".join(template.root_render_func(template.new_context(shared, shared=True)))
+    except Exception:
+        template.environment.handle_exception()
+        raise  # not reached: handle_exception re-raises with the template's traceback
+
+
 @dataclass(frozen=True, slots=True)
 class TemplateSet:
     """One notification's three templates in one locale."""
@@ -165,10 +175,13 @@ class Templates:
         )
         format_locale = requested if same_language else template_set.locale
         context["locale"] = format_locale  # for the filters, and <html lang>
+        # One context shared by the three templates, the environment's globals in it once:
+        # `Template.render` would copy it into a new dict per template.
+        shared = {**self.html.globals, **context}
         return Rendered(
-            subject=template_set.subject.render(context),
-            text=template_set.text.render(context),
-            html=template_set.html.render(context),
+            subject=_render(template_set.subject, shared),
+            text=_render(template_set.text, shared),
+            html=_render(template_set.html, shared),
             locale=template_set.locale,
             version=template_set.version,
         )

@@ -19,12 +19,17 @@ from email.utils import formataddr
 MAX_HEADER_LINE = 76
 MAX_LINE = 998  # RFC 5322 2.1.1: the hard limit of a header line
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# Printable ASCII words separated by single spaces, with no `=?` that could read as an encoded
+# word: `Header` leaves such a value as it is when it fits on the first line.
+_SHORT_ASCII = re.compile(r"(?!.*=\?)[!-~]+(?: [!-~]+)*")
 
 
 def encode_text_header(value: str, name: str = "Subject", max_line: int = MAX_HEADER_LINE) -> str:
     """Fold an unstructured header value; RFC 2047 encoded words when it is not ASCII.
     `name` is the header's, so that its first line counts the `Name: ` before the value.
     `max_line` up to RFC 5322's 998 keeps a long unbreakable value (a URI) on its own line."""
+    if len(name) + 2 + len(value) <= max_line and _SHORT_ASCII.fullmatch(value):
+        return value  # what `Header` returns for it, without its per-character work
     charset = "us-ascii" if value.isascii() else "utf-8"
     header = Header(value, charset, maxlinelen=max_line, header_name=name)
     return header.encode(linesep="\r\n")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
@@ -29,6 +30,7 @@ class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self._scheduler_passed_at: float | None = None
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.events_received = Counter(
             "herald_events_received",
@@ -298,26 +300,35 @@ class Metrics:
         for reason in ("malformed", "unknown_key", "invalid", "expired"):
             self.unsubscribe_tokens_rejected.labels(reason)
 
+    def _bound(self, metric: Any, *values: str) -> Any:
+        """`metric.labels(*values)`, looked up once per label set: the hot path settles several
+        series per email, and every label value here comes from a small fixed set."""
+        key = (id(metric), values)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*values)
+        return child
+
     def feedback(self, source: str, outcome: str, reason: str = "") -> None:
         """A report after the 250 was handled (`herald_feedback_reports_total`)."""
-        self.feedback_reports.labels(source, outcome, reason).inc()
+        self._bound(self.feedback_reports, source, outcome, reason).inc()
 
     # SubscriptionObserver (service/unsubscribe_pages.py)
     def unsubscribed(self, category: str, source: str) -> None:
-        self.unsubscribes.labels(category, source).inc()
+        self._bound(self.unsubscribes, category, source).inc()
 
     def resubscribed(self, category: str, source: str) -> None:
-        self.resubscribes.labels(category, source).inc()
+        self._bound(self.resubscribes, category, source).inc()
 
     def unsubscribe_token_rejected(self, reason: str) -> None:
-        self.unsubscribe_tokens_rejected.labels(reason).inc()
+        self._bound(self.unsubscribe_tokens_rejected, reason).inc()
 
     # PaceObserver (senders/pace.py)
     def smtp_rate_changed(self, rate: float) -> None:
         self.smtp_rate_current.set(rate)
 
     def smtp_throttled(self, code: int | None) -> None:
-        self.smtp_throttled_replies.labels(str(code) if code is not None else "none").inc()
+        self._bound(self.smtp_throttled_replies, str(code) if code is not None else "none").inc()
 
     def smtp_token_waited(self, seconds: float) -> None:
         self.smtp_token_wait.observe(seconds)
@@ -337,16 +348,16 @@ class Metrics:
         try:
             yield
         except Exception as exc:
-            self.stage_errors.labels(name, error_class(exc)).inc()
+            self._bound(self.stage_errors, name, error_class(exc)).inc()
             raise
         finally:
-            self.stage_duration.labels(name).observe(time.perf_counter() - started)
+            self._bound(self.stage_duration, name).observe(time.perf_counter() - started)
 
     def stage_done(self, name: str, seconds: float, error: BaseException | None = None) -> None:
         """Record a stage timed elsewhere (the ledger's transactions)."""
-        self.stage_duration.labels(name).observe(seconds)
+        self._bound(self.stage_duration, name).observe(seconds)
         if error is not None:
-            self.stage_errors.labels(name, error_class(error)).inc()
+            self._bound(self.stage_errors, name, error_class(error)).inc()
 
     def ledger_transaction(self, seconds: float, error: BaseException | None) -> None:
         self.stage_done("ledger", seconds, error)
@@ -354,19 +365,19 @@ class Metrics:
     # WorkflowObserver (stage() above too) ----------------------------------------------------
 
     def ignored(self, domain: str, reason: str) -> None:
-        self.events_ignored.labels(domain, reason).inc()
+        self._bound(self.events_ignored, domain, reason).inc()
 
     def duplicate(self, domain: str) -> None:
-        self.events_duplicate.labels(domain).inc()
+        self._bound(self.events_duplicate, domain).inc()
 
     def event_processed(self, domain: str) -> None:
-        self.events_processed.labels(domain).inc()
+        self._bound(self.events_processed, domain).inc()
 
     def notification_settled(self, domain: str, notification: str, outcome: str) -> None:
-        self.notifications.labels(domain, notification, outcome).inc()
+        self._bound(self.notifications, domain, notification, outcome).inc()
 
     def webhook_settled(self, notification: str, outcome: str) -> None:
-        self.webhooks.labels(notification, outcome).inc()
+        self._bound(self.webhooks, notification, outcome).inc()
 
     def accepted(
         self,
@@ -376,41 +387,41 @@ class Metrics:
         since_delivery: float | None,
     ) -> None:
         if since_event is not None:
-            self.event_to_accept.labels(domain, notification).observe(since_event)
+            self._bound(self.event_to_accept, domain, notification).observe(since_event)
         if since_delivery is not None:
-            self.delivery_to_accept.labels(domain, notification).observe(since_delivery)
+            self._bound(self.delivery_to_accept, domain, notification).observe(since_delivery)
 
     def reminder(self, notification: str, outcome: str) -> None:
-        self.reminders.labels(notification, outcome).inc()
+        self._bound(self.reminders, notification, outcome).inc()
 
     def pending_reminders(self, count: int) -> None:
         self.reminders_pending.set(count)
 
     def threshold_alert(self, notification: str, outcome: str) -> None:
-        self.threshold_alerts.labels(notification, outcome).inc()
+        self._bound(self.threshold_alerts, notification, outcome).inc()
 
     # ConsumerObserver -----------------------------------------------------------------------
 
     def received(self, domain: str) -> None:
-        self.events_received.labels(domain).inc()
+        self._bound(self.events_received, domain).inc()
 
     def dead_lettered(self, domain: str, reason: str) -> None:
-        self.events_dead_lettered.labels(domain, reason).inc()
+        self._bound(self.events_dead_lettered, domain, reason).inc()
 
     def requeued(self, domain: str) -> None:
-        self.events_requeued.labels(domain).inc()
+        self._bound(self.events_requeued, domain).inc()
 
     def retried(self, domain: str, delay_ms: int, reason: str) -> None:
-        self.events_retried.labels(domain, reason).inc()
+        self._bound(self.events_retried, domain, reason).inc()
 
     def accounted(self, domain: str, outcome: str) -> None:
-        self.events_accounted.labels(domain, outcome).inc()
+        self._bound(self.events_accounted, domain, outcome).inc()
         if outcome == "requeued":  # an unexpected failure or an unconfirmed publish
-            self.stage_errors.labels("consume", "unexpected").inc()
+            self._bound(self.stage_errors, "consume", "unexpected").inc()
 
     def handled(self, domain: str, seconds: float) -> None:
-        self.event_processing.labels(domain).observe(seconds)
-        self.stage_duration.labels("consume").observe(seconds)
+        self._bound(self.event_processing, domain).observe(seconds)
+        self._bound(self.stage_duration, "consume").observe(seconds)
 
     def reconnected(self, domain: str) -> None:
-        self.broker_reconnects.labels(domain).inc()
+        self._bound(self.broker_reconnects, domain).inc()

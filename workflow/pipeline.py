@@ -147,15 +147,16 @@ class Pipeline:
             raise report.errors[0]  # retried later; only unsettled deliveries are sent again
         self.observer.event_processed(event.domain)
         outcome = report.event_outcome()
-        log.info(
-            "event processed",
-            extra={
-                **_event_fields(event),
-                "outcome": outcome,
-                "deliveries": len(deliveries) + len(planned.webhooks),
-                "duration_ms": _milliseconds_since(started),
-            },
-        )
+        if log.isEnabledFor(logging.INFO):  # building the fields costs more than the filter
+            log.info(
+                "event processed",
+                extra={
+                    **_event_fields(event),
+                    "outcome": outcome,
+                    "deliveries": len(deliveries) + len(planned.webhooks),
+                    "duration_ms": _milliseconds_since(started),
+                },
+            )
         return outcome
 
     async def deliver(self, event: Event, deliveries: Sequence[Delivery]) -> list[Exception]:
@@ -175,11 +176,14 @@ class Pipeline:
         transaction, when nothing is left; `received_at` (monotonic) is when the broker
         delivered the event, for the delivery-to-acceptance latency."""
         recorded: set[str] = set()  # deliveries already recorded as sent
-        blocked = await self._blocked(deliveries)
-        claims = await self.ledger.claim_many(
-            [self._new_delivery(event, delivery) for delivery in deliveries]
-            + [self._new_webhook(event, webhook) for webhook in webhooks],
-            self.lease,
+        # Both go to the ledger at once, so its group commit runs them in one transaction.
+        blocked, claims = await asyncio.gather(
+            self._blocked(deliveries),
+            self.ledger.claim_many(
+                [self._new_delivery(event, delivery) for delivery in deliveries]
+                + [self._new_webhook(event, webhook) for webhook in webhooks],
+                self.lease,
+            ),
         )
         held = [
             key
@@ -224,6 +228,7 @@ class Pipeline:
         errors = [attempt.error for attempt in attempts if attempt.error is not None]
         # One transaction: every outcome, and the event's duplicate key once nothing is pending.
         await self.ledger.settle(settlements, processed=None if errors else processed)
+        logged = log.isEnabledFor(logging.INFO)
         for attempt in attempts:
             if attempt.channel == "webhook":
                 self.observer.webhook_settled(attempt.notification, attempt.outcome)
@@ -231,6 +236,8 @@ class Pipeline:
                 self.observer.notification_settled(
                     event.domain, attempt.notification, attempt.outcome
                 )
+            if not logged:
+                continue
             log.info(
                 "notification settled",
                 extra={

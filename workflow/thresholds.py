@@ -27,9 +27,14 @@ class ThresholdAlerts:
     observer: WorkflowObserver = field(default_factory=NullObserver)
     clock: Clock = utc_now
 
+    def __post_init__(self) -> None:
+        # Every event passes here: the catalog is scanned once, not per event.
+        self._triggers = frozenset(
+            spec.trigger for spec in self.catalog if spec.kind == "threshold"
+        )
+
     async def deliveries(self, event: Event) -> list[Delivery]:
-        specs = [spec for spec in self.catalog if spec.kind == "threshold"]
-        if not any(spec.trigger == event.type for spec in specs):
+        if event.type not in self._triggers:
             return []
         data: Any = event.data
         subscription_id: str = data.subscription_id
