@@ -35,8 +35,10 @@ from herald.senders.base import SendResult
 from herald.senders.bounces import enhanced_code
 from herald.senders.pace import Pace, PaceObserver, is_throttling
 from herald.senders.return_path import ReturnPath
+from herald.senders.smtp_data import install as install_fast_data_passes
 
 log = logging.getLogger(__name__)
+install_fast_data_passes()
 
 AUTHENTICATION_CODES = frozenset({530, 535})
 # aiosmtplib's words when credentials are set and the server's EHLO lists no AUTH: a bare
