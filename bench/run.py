@@ -240,7 +240,7 @@ def herald_drain(
                         "--rate",
                         "200",
                         "-f",
-                        "raw",
+                        "flamegraph" if profile.suffix == ".svg" else "raw",
                         "-o",
                         str(profile),
                     ],
