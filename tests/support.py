@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -30,6 +31,7 @@ from herald.service.metrics import Metrics
 from herald.service.settings import Settings
 from herald.tools.preview import applies, render_preview
 from herald.workflow.pipeline import Pipeline
+from tests.email_lint import visible_text
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -122,6 +124,38 @@ def html_part(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     assert part is not None
     return str(part.get_content())  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Mail:
+    """One rendered email as its reader sees it: the text part with LF line endings, and the
+    HTML part's visible words, whitespace collapsed."""
+
+    to: str
+    subject: str
+    text: str
+    words: str
+
+
+def mails(
+    document: dict[str, Any], notification: str, directory: Directory | None = None
+) -> dict[str, Mail]:
+    """Recipient address -> the `notification` email `document` produces for it (reminders and
+    threshold alerts rendered as previews)."""
+    found: dict[str, Mail] = {}
+    for email in render_every_kind(document, directory):
+        if email.notification != notification:
+            continue
+        message = parse(email)
+        to = message["To"].addresses[0].addr_spec
+        found[to] = Mail(
+            to=to,
+            subject=email.subject,
+            text=text_part(message).replace("\r\n", "\n"),
+            words=" ".join(visible_text(html_part(message)).split()),
+        )
+    assert found, f"no {notification} email from this event"
+    return found
 
 
 def sample_sum(registry: CollectorRegistry, name: str, **labels: str) -> float:

@@ -17,16 +17,8 @@ from tests.email_lint import Rendered, problems
 
 def _emails(document: dict[str, Any], notification: str) -> dict[str, tuple[str, str]]:
     """Recipient address -> (subject, text part) of every `notification` email of `document`."""
-    found: dict[str, tuple[str, str]] = {}
-    for email in support.render_every_kind(document, preview_directory()):
-        if email.notification == notification:
-            message = support.parse(email)
-            found[message["To"].addresses[0].addr_spec] = (
-                email.subject,
-                support.text_part(message),
-            )
-    assert found, f"{notification} not rendered"
-    return found
+    found = support.mails(document, notification, preview_directory())
+    return {to: (mail.subject, mail.text) for to, mail in found.items()}
 
 
 def _body(text: str) -> str:

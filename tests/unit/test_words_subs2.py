@@ -18,15 +18,8 @@ SERVICE = "https://service.cloudportal.example/sign-in"
 
 def texts(document: dict[str, Any], notification: str) -> dict[str, str]:
     """Recipient address -> text part (signature cut off) of `notification`."""
-    found: dict[str, str] = {}
-    for email in support.render_every_kind(document, DIRECTORY):
-        if email.notification != notification:
-            continue
-        message = support.parse(email)
-        address = message["To"].addresses[0].addr_spec
-        found[address] = support.text_part(message).split("\n--\n", 1)[0]
-    assert found, f"{notification} not rendered"
-    return found
+    found = support.mails(document, notification, DIRECTORY)
+    return {to: mail.text.split("\n--\n", 1)[0] for to, mail in found.items()}
 
 
 def test_otj_renewal_says_the_date_is_the_renewal_date_not_the_confirmation_date() -> None:

@@ -6,26 +6,14 @@ from __future__ import annotations
 from herald.schemas.examples import load_example
 from herald.tools.preview import preview_directory
 from tests import support
-from tests.email_lint import visible_text
 
 DIRECTORY = preview_directory()
 
 
 def _emails(example: str, notification: str) -> dict[str, tuple[str, str, str]]:
     """Recipient address -> (subject, text part, visible HTML words) of `notification`."""
-    found: dict[str, tuple[str, str, str]] = {}
-    for email in support.render_every_kind(load_example(example), DIRECTORY):
-        if email.notification != notification:
-            continue
-        message = support.parse(email)
-        address = message["To"].addresses[0].addr_spec
-        found[address] = (
-            email.subject,
-            support.text_part(message).replace("\r\n", "\n"),
-            " ".join(visible_text(support.html_part(message)).split()),
-        )
-    assert found, f"{example} renders no {notification}"
-    return found
+    found = support.mails(load_example(example), notification, DIRECTORY)
+    return {to: (mail.subject, mail.text, mail.words) for to, mail in found.items()}
 
 
 def test_link_expiry_is_stated_once_with_time_and_zone() -> None:
