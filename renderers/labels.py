@@ -76,9 +76,6 @@ class Labels:
             raise ConfigurationError(f"labels: {folder / (DEFAULT_LOCALE + '.yaml')} is missing")
         self._logged: set[tuple[str, str]] = set()
 
-    def tables(self, locale: str) -> dict[str, Table]:
-        return self._tables.get(locale, {})
-
     def _entry(self, table: str, value: str, locale: str) -> Any:
         for candidate in fallback_chain(locale):
             entry = self._tables.get(candidate, {}).get(table, {}).get(value)

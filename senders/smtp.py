@@ -24,8 +24,7 @@ from dataclasses import dataclass
 import aiosmtplib
 from tenacity import (
     AsyncRetrying,
-    retry_if_exception_type,
-    retry_if_not_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     stop_after_delay,
     wait_random_exponential,
@@ -69,15 +68,15 @@ class AmbiguousSendError(TransientSendError):
     retry_reason = "smtp_dropped_in_data"
 
 
-_NOT_RETRIED_AT_ONCE = (SmtpAuthenticationError, AmbiguousSendError)
-_RETRY = retry_if_exception_type(TransientSendError) & retry_if_not_exception_type(
-    _NOT_RETRIED_AT_ONCE
-)
-
-
 def _retryable(error: BaseException) -> bool:
-    """What `_RETRY` retries."""
-    return isinstance(error, TransientSendError) and not isinstance(error, _NOT_RETRIED_AT_ONCE)
+    """A transient failure retried in process: not our credentials, and not a drop during DATA
+    (tenacity sees BaseException: cancellation on shutdown is never retried)."""
+    return isinstance(error, TransientSendError) and not isinstance(
+        error, (SmtpAuthenticationError, AmbiguousSendError)
+    )
+
+
+_RETRY = retry_if_exception(_retryable)
 
 
 class SmtpThrottled(TransientSendError):
@@ -157,8 +156,6 @@ class SmtpSender:
                 first_wait = min(options.retry_base_seconds, options.retry_max_seconds)
                 await asyncio.sleep(random.uniform(0, first_wait))  # noqa: S311 (jitter)
                 retrying = AsyncRetrying(
-                    # tenacity's async retry sees BaseException: only our transient class is
-                    # retried, so cancellation on shutdown passes straight through.
                     retry=_RETRY,
                     # Its attempt 1 is our attempt 2: the doubled base keeps the schedule.
                     wait=wait_random_exponential(

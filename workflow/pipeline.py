@@ -177,14 +177,24 @@ class Pipeline:
         delivered the event, for the delivery-to-acceptance latency."""
         recorded: set[str] = set()  # deliveries already recorded as sent
         # Both go to the ledger at once, so its group commit runs them in one transaction.
-        blocked, claims = await asyncio.gather(
+        lookup, claimed = await asyncio.gather(
             self._blocked(deliveries),
             self.ledger.claim_many(
                 [self._new_delivery(event, delivery) for delivery in deliveries]
                 + [self._new_webhook(event, webhook) for webhook in webhooks],
                 self.lease,
             ),
+            return_exceptions=True,
         )
+        if isinstance(claimed, BaseException):
+            raise claimed
+        claims = claimed
+        if isinstance(lookup, BaseException):
+            # Nothing may be sent unchecked: release the claims just taken, so the retry of
+            # this event finds them free instead of waiting for their leases to run out.
+            await _shielded(self.ledger.settle(_released(claims, "suppression lookup failed")))
+            raise lookup
+        blocked = lookup
         held = [
             key
             for key, claim in claims.items()
@@ -215,11 +225,7 @@ class Pipeline:
             # not: the consumer runs it in a task of its own). Whether the server took an email
             # is unknown, so release the claims and let the redelivery send again (same
             # Message-ID) rather than wait for the leases to run out.
-            leased = [
-                Settlement(key, "retrying", "interrupted by shutdown")
-                for key, claim in claims.items()
-                if claim.state in (ClaimState.NEW, ClaimState.RESUMED) and key not in recorded
-            ]
+            leased = _released(claims, "interrupted by shutdown", recorded)
             await _shielded(self.ledger.settle(leased))
             raise
         finally:
@@ -445,6 +451,17 @@ class DeliveryReport:
             if outcome in self.outcomes:
                 return outcome
         return "no_recipients"
+
+
+def _released(
+    claims: dict[str, Claim], why: str, recorded: set[str] | frozenset[str] = frozenset()
+) -> list[Settlement]:
+    """`retrying` for every claim this attempt took and did not record as sent."""
+    return [
+        Settlement(key, "retrying", why)
+        for key, claim in claims.items()
+        if claim.state in (ClaimState.NEW, ClaimState.RESUMED) and key not in recorded
+    ]
 
 
 async def _record_even_if_cancelled(record: asyncio.Future[None]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from herald.catalog.config import CategoryRecipients
 from herald.catalog.spec import NotificationSpec
 from herald.errors import PermanentSendError
+from herald.ledger.health import LedgerUnavailable
 from herald.ledger.memory import MemoryLedger
 from herald.schemas.examples import load_example
 from herald.senders.memory import MemorySender
@@ -248,3 +249,26 @@ async def test_a_complaint_of_scope_all_still_blocks_an_optional_copy(
     found = await outcomes(ledger, document)
     assert found[("plan_will_be_renewed", LIST)] == "blocked"
     assert found[("otj_license_renewal", LIST)] == "blocked"
+
+
+async def test_a_failed_suppression_lookup_sends_nothing_and_leaves_no_claim_behind(
+    pipeline: Pipeline, ledger: MemoryLedger, sender: MemorySender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    placed: dict[str, Any] = load_example("orders.order.placed")
+    in_force = ledger.in_force
+
+    async def unavailable(*_: Any) -> Any:
+        raise LedgerUnavailable("suppressions unreadable")
+
+    # Given the suppression lookup fails while the claims (sent with it) succeed
+    monkeypatch.setattr(ledger, "in_force", unavailable)
+    with pytest.raises(LedgerUnavailable):
+        await pipeline.handle(support.inbound(placed))
+    # Then nothing was sent unchecked, and the claims were released, not left leased
+    assert sender.sent == []
+    records = await ledger.deliveries_of_event(placed["source"], placed["id"])
+    assert records and {record.status for record in records} == {"retrying"}
+    # So the broker's retry sends both at once instead of waiting out the leases
+    monkeypatch.setattr(ledger, "in_force", in_force)
+    assert await pipeline.handle(support.inbound(placed, redelivered=True)) == "sent"
+    assert len(sender.sent) == 2
