@@ -120,7 +120,7 @@ def _raw_enums_in(text: str) -> list[str]:
 
 def problems(email: Rendered) -> list[str]:
     found: list[str] = []
-    body = email.text.split(SIGNATURE, 1)[0]
+    body = email.text.replace("\r\n", "\n").split(SIGNATURE, 1)[0]  # the footer is not the body
     words = visible_text(email.html)
     for where, text in (("subject", email.subject), ("text", body), ("html", words)):
         codes = _codes_in(text)

@@ -64,3 +64,30 @@ def test_no_two_types_share_a_subject() -> None:
             by_subject[(email.locale, email.subject)].add(email.notification)
     shared = {subject: types for subject, types in by_subject.items() if len(types) > 1}
     assert not shared, shared
+
+
+def test_the_lint_itself_catches_each_defect_it_names() -> None:
+    """The rules on a hand-made bad email: a link only in the footer does not count, and each
+    defect of the issue is reported."""
+    bad = Rendered(
+        notification="example",
+        locale="en",
+        example="hand-made",
+        recipient_name="Jonas Berg",
+        subject="Trial ended",
+        text=(
+            "Hello there,\r\n\r\nJonas Berg placed the order.\r\nReason: other\r\n"
+            "Error: payment_declined\r\n\r\n--\r\nManage: https://portal.example/\r\n"
+        ),
+        html='<html><body><div class="preheader">payment_declined</div><p>Hi</p></body></html>',
+    )
+    found = "\n".join(problems(bad))
+    for expected in (
+        '"Hello there"',
+        "in the third person",
+        "enum values shown raw: ['Reason: other']",
+        "internal codes shown to the reader: ['payment_declined']",
+        "no link and no 'no action needed' sentence",
+        "preheader: not a sentence",
+    ):
+        assert expected in found, (expected, found)
