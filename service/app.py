@@ -154,7 +154,6 @@ class Service:
     async def _pause_until_smtp_accepts(self) -> None:
         log.error("SMTP authentication failed: consuming paused until a login succeeds")
         await self.consumers.pause("smtp_auth")
-        self.metrics.consuming_paused.set(1)
         while True:
             await asyncio.sleep(self.settings.smtp_auth_probe_seconds)
             try:
@@ -166,7 +165,6 @@ class Service:
                 continue
             break
         await self.consumers.resume("smtp_auth")
-        self.metrics.consuming_paused.set(1 if self.consumers.paused else 0)
         log.warning("SMTP login accepted again: consuming resumed")
 
     async def _pause_while_ledger_down(self, interval_seconds: float = 1.0) -> None:
@@ -183,7 +181,6 @@ class Service:
                 log.error("ledger unavailable: consuming paused until it answers")
                 await self.consumers.pause("ledger")
             paused = not healthy
-            self.metrics.consuming_paused.set(1 if self.consumers.paused else 0)
             await asyncio.sleep(interval_seconds)
 
     @property
@@ -193,6 +190,10 @@ class Service:
     async def start(self) -> None:
         health = self.ledger.health
         self.metrics.ledger_up.set_function(lambda: 1.0 if health.ok else 0.0)
+        # read at scrape time: a pause counts from the moment it is decided, not from when
+        # its cancels have finished (readiness turns red at the first cancel)
+        consumers = self.consumers
+        self.metrics.consuming_paused.set_function(lambda: 1.0 if consumers.paused else 0.0)
         health.on_failed_check = lambda cause: self.metrics.ledger_errors.labels(cause).inc()
         self.ledger.start_health_watch()
         self.http = await start_http(
