@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from math import ceil
 from typing import Any, Protocol
 
 from aio_pika.abc import (
@@ -439,7 +440,9 @@ class DomainConsumers:
                 "transient failure, retrying through the broker",
                 extra={"domain": domain, "error": f"{type(exc).__name__}: {exc}"},
             )
-            outcome = await self._retry_later(link, message, retry_reason(exc))
+            outcome = await self._retry_later(
+                link, message, retry_reason(exc), exc.retry_after_seconds
+            )
         except Exception as exc:
             expected = isinstance(exc, HeraldError)
             # Herald's own messages carry no addresses; a library's might (and its chained
@@ -549,12 +552,18 @@ class DomainConsumers:
             del self._copy_failures[next(iter(self._copy_failures))]
 
     async def _retry_later(
-        self, link: _DomainLink, message: AbstractIncomingMessage, reason: str
+        self,
+        link: _DomainLink,
+        message: AbstractIncomingMessage,
+        reason: str,
+        retry_after_seconds: float | None = None,
     ) -> str:
-        """Park a copy in the domain's retry queue for the next delay, confirmed, then ack the
-        original. Never through portal.events, whose other consumers already had the event."""
+        """Park a copy in the domain's retry queue for the next delay (a longer one when the
+        failure asked to wait, `copies.retry_delay_ms`), confirmed, then ack the original.
+        Never through portal.events, whose other consumers already had the event."""
         domain = link.domain
-        copy, delay_ms = retry_copy(message, self._options.retry_delays_ms)
+        not_before_ms = None if retry_after_seconds is None else ceil(retry_after_seconds * 1000)
+        copy, delay_ms = retry_copy(message, self._options.retry_delays_ms, not_before_ms)
         try:
             await link.publish_channel.default_exchange.publish(
                 copy,

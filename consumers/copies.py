@@ -114,11 +114,27 @@ def dead_letter_copy(
     return _copy(message, headers, user_id=message.user_id if message.user_id == login else None)
 
 
+def retry_delay_ms(
+    delays_ms: tuple[int, ...], attempt: int, not_before_ms: int | None = None
+) -> int:
+    """The retry queue's delay for this attempt: the attempt-th configured delay (the last one
+    from then on). When the failing party asked not to be retried sooner than `not_before_ms`
+    (an HTTP `Retry-After`), the smallest configured delay that covers it if that is longer,
+    and at most the largest configured delay: only those queues exist."""
+    delay = delays_ms[min(attempt, len(delays_ms)) - 1]
+    if not_before_ms is None or not_before_ms <= delay:
+        return delay
+    return next((longer for longer in delays_ms if longer >= not_before_ms), delays_ms[-1])
+
+
 def retry_copy(
-    message: AbstractIncomingMessage, delays_ms: tuple[int, ...]
+    message: AbstractIncomingMessage,
+    delays_ms: tuple[int, ...],
+    not_before_ms: int | None = None,
 ) -> tuple[aio_pika.Message, int]:
     """The same body and properties with Herald's own attempt counter (the broker ignores a
-    client's `x-death`), the original routing key and the time of the first failure."""
+    client's `x-death`), the original routing key and the time of the first failure; and the
+    delay of the retry queue to park it in (`retry_delay_ms`)."""
     headers: dict[str, Any] = dict(message.headers or {})
     attempt = headers.get(ATTEMPT_HEADER, 0)
     attempt = (attempt if isinstance(attempt, int) else 0) + 1
@@ -128,7 +144,7 @@ def retry_copy(
         headers[ORIGINAL_ROUTING_KEY_HEADER] = message.routing_key or ""
     for name in _BROKER_HEADERS:  # the broker's record of the retry hops; not ours to keep
         headers.pop(name, None)
-    delay_ms = delays_ms[min(attempt, len(delays_ms)) - 1]
+    delay_ms = retry_delay_ms(delays_ms, attempt, not_before_ms)
     return _copy(message, headers, user_id=None), delay_ms
 
 

@@ -6,7 +6,8 @@
     │   └── TransientSendError an SMTP connection error, timeout or 4xx reply
     │       └── SmtpAuthenticationError  530/535: our credentials, not the message
     ├── PermanentError         will never succeed for this item: record it and move on
-    │   └── PermanentSendError a 5xx reply
+    │   ├── PermanentSendError a 5xx reply
+    │   └── PermanentWebhookError  a webhook receiver's 4xx other than 408 and 429
     └── ConfigurationError     the service itself is misconfigured (settings, catalog, templates)
 
 This module imports nothing from Herald, so every stage can depend on it.
@@ -37,9 +38,12 @@ class RejectedMessage(HeraldError):
 class TransientError(HeraldError):
     """A failure that may go away by itself (broker, database or mail server unavailable).
 
-    `retry_reason` is the low-cardinality class a retry is counted under in the metrics."""
+    `retry_reason` is the low-cardinality class a retry is counted under in the metrics;
+    `retry_after_seconds`, when set, is the earliest the failing party asked to be tried again
+    (an HTTP `Retry-After`): the broker-side retry waits at least that long."""
 
     retry_reason: str = "transient"
+    retry_after_seconds: float | None = None
 
 
 class PermanentError(HeraldError):
@@ -83,6 +87,15 @@ class PermanentSendError(PermanentError):
         self.enhanced = enhanced
         self.stage = stage
         self.reply = reply
+        super().__init__(message)
+
+
+class PermanentWebhookError(PermanentError):
+    """A webhook receiver refused the request for good (NOTIFICATIONS.md 6.3: a 4xx other than
+    408 and 429), or the request could not be built. `status` is the HTTP status, if any."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
         super().__init__(message)
 
 

@@ -33,7 +33,7 @@ from herald.schemas.registry import EVENT_SCHEMAS
 from herald.senders.base import Sender
 from herald.senders.pace import PaceObserver
 from herald.senders.smtp import SmtpOptions, SmtpSender
-from herald.senders.webhook import WebhookSender, load_secrets
+from herald.senders.webhook import WebhookObserver, WebhookSender, load_secrets
 from herald.service.bounce_smtp import BounceListener, bounce_listener_for
 from herald.service.http import build_app, start_http
 from herald.service.metrics import Metrics
@@ -94,16 +94,18 @@ def unsubscribe_links(settings: Settings) -> UnsubscribeLinks | None:
     return UnsubscribeLinks(settings.public_base_url, tokens, settings.bounce_domain)
 
 
-def webhook_sender_for(config: ConfigFile) -> WebhookSender | None:
+def webhook_sender_for(
+    config: ConfigFile, observer: WebhookObserver | None = None
+) -> WebhookSender | None:
     """A sender with every configured webhook's secret loaded, or None when none is configured.
-    A missing secret stops the start."""
+    A missing or malformed secret stops the start."""
     names = [
         target.secret_name
         for categories in config.recipients.values()
         for entry in categories.values()
         for target in entry.webhooks
     ]
-    return WebhookSender(load_secrets(names)) if names else None
+    return WebhookSender(load_secrets(names), observer=observer) if names else None
 
 
 @dataclass
@@ -259,9 +261,9 @@ class Service:
 
 async def build_service(settings: Settings, sender: Sender | None = None) -> Service:
     config = load_config_file(settings.config)
-    webhook_sender = webhook_sender_for(config)
-    catalog, templates = build_catalog_and_templates()
     metrics = Metrics()
+    webhook_sender = webhook_sender_for(config, metrics)
+    catalog, templates = build_catalog_and_templates()
     metrics.build_info.info({"version": herald_version()})
     ledger = await SqlLedger.open(settings.database_url)
     ledger.observe = metrics.ledger_transaction

@@ -105,6 +105,13 @@ class Metrics:
             ["notification", "outcome"],
             registry=r,
         )
+        self.webhook_attempts = Counter(
+            "herald_webhook_attempts",
+            "Webhook POST attempts by how each ended (status_class: 2xx; 4xx, permanent; 408, "
+            "429, 5xx, 3xx, retried; timeout and connection, no answer). Never the URL.",
+            ["notification", "status_class"],
+            registry=r,
+        )
         self.reminders = Counter(
             "herald_reminders",
             "Scheduled reminders by outcome (sent, cancelled, missed, stale).",
@@ -369,6 +376,10 @@ class Metrics:
 
     def webhook_settled(self, notification: str, outcome: str) -> None:
         self._bound(self.webhooks, notification, outcome).inc()
+
+    # WebhookObserver (senders/webhook.py)
+    def webhook_answered(self, notification: str, status_class: str) -> None:
+        self._bound(self.webhook_attempts, notification, status_class).inc()
 
     def accepted(
         self,

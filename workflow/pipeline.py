@@ -28,6 +28,7 @@ from herald.consumers.delivery import InboundMessage
 from herald.errors import (
     ConfigurationError,
     HeraldError,
+    PermanentError,
     PermanentSendError,
     SmtpAuthenticationError,
     TransientError,
@@ -144,7 +145,7 @@ class Pipeline:
             received_at=message.received_at or None,
         )
         if report.errors:
-            raise report.errors[0]  # retried later; only unsettled deliveries are sent again
+            raise _retried_for(report.errors)  # only unsettled deliveries are sent again
         self.observer.event_processed(event.domain)
         outcome = report.event_outcome()
         if log.isEnabledFor(logging.INFO):  # building the fields costs more than the filter
@@ -338,6 +339,15 @@ class Pipeline:
                 raise ConfigurationError("webhooks are configured but no webhook sender is")
             with self.observer.stage("send"):
                 result = await self.webhook_sender.send(render_webhook(event, webhook))
+        except PermanentError as exc:
+            # A 4xx other than 408 and 429 (NOTIFICATIONS.md 6.3): recorded, never retried.
+            log.warning(
+                "webhook failed permanently",
+                extra={**_event_fields(event), "notification": notification, "error": str(exc)},
+            )
+            return _Attempt(
+                notification, "failed", Settlement(key, "failed", str(exc)), channel="webhook"
+            )
         except Exception as exc:
             detail = str(exc) if isinstance(exc, HeraldError) else type(exc).__name__
             return _Attempt(
@@ -451,6 +461,18 @@ class DeliveryReport:
             if outcome in self.outcomes:
                 return outcome
         return "no_recipients"
+
+
+def _retried_for(errors: Sequence[Exception]) -> Exception:
+    """The error the event is retried for: the first, unless a receiver asked to be left alone
+    for a while (`Retry-After`); then the one that asked longest, so the broker's retry delay
+    honours every such request (the retry sends every unsettled delivery again)."""
+    chosen, longest = errors[0], None
+    for error in errors:
+        wait = error.retry_after_seconds if isinstance(error, TransientError) else None
+        if wait is not None and (longest is None or wait > longest):
+            chosen, longest = error, wait
+    return chosen
 
 
 def _released(

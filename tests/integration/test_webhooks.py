@@ -10,7 +10,6 @@ import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiohttp import web
@@ -22,6 +21,7 @@ from herald.senders.webhook import TransientWebhookError, WebhookSender, secret_
 from herald.service.app import build_service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
+from tests.webhook_receiver import LoopbackClient
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-tests"
@@ -91,7 +91,7 @@ async def test_5xx_is_retried_until_2xx(hook_server: HookServer) -> None:
 async def test_persistent_failure_is_transient_after_the_in_process_attempts(
     hook_server: HookServer,
 ) -> None:
-    hook_server.statuses.extend([500, 404, 502, 500])
+    hook_server.statuses.extend([500, 503, 502, 500])
     sender = WebhookSender(
         {"bluepeak-catalog": SECRET.encode()}, retry_base_seconds=0.01, retry_attempts=3
     )
@@ -145,7 +145,7 @@ async def test_catalog_change_reaches_email_and_webhook_once(
     )
     herald = await build_service(settings)
     # The config demands https; the test server speaks http on loopback.
-    herald.pipeline.webhook_sender._client = _RewritingClient()  # type: ignore[union-attr]
+    herald.pipeline.webhook_sender._client = LoopbackClient()  # type: ignore[union-attr]
     hook_server.statuses.append(503)  # the first POST fails and is retried
     await herald.start()
     try:
@@ -178,18 +178,3 @@ async def test_catalog_change_reaches_email_and_webhook_once(
         )
     finally:
         await herald.stop()
-
-
-class _RewritingClient:
-    """Sends to the local http test server what the sender addressed to https."""
-
-    def __init__(self) -> None:
-        import httpx
-
-        self._client = httpx.AsyncClient(timeout=10)
-
-    async def post(self, url: str, **kwargs: Any) -> Any:
-        return await self._client.post(url.replace("https://", "http://"), **kwargs)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
