@@ -279,10 +279,25 @@ def test_the_image_is_multi_stage_slim_non_root_with_a_health_check() -> None:
     assert "/healthz" in health
     assert 'ENTRYPOINT ["herald"]' in runtime
     assert 'CMD ["run"]' in runtime
-    # Only runtime dependencies: the builder installs [project.dependencies], never the extras.
+    # Only runtime dependencies, never the extras: the builder installs requirements.lock.
     builder = "\n".join(stages[0])
-    assert "['project']['dependencies']" in builder
     assert ".[dev" not in builder and "bench" not in builder
+
+
+def test_the_image_installs_the_locked_dependencies_before_the_source_arrives() -> None:
+    """Issue 22: the exact versions of requirements.lock, hash-checked, in their own layer (the
+    lock is copied alone, before the source); Herald's wheel then adds no dependency."""
+    builder = dockerfile_stages()[0]
+    copy_lock = builder.index("COPY requirements.lock ./")
+    (install,) = [line for line in builder if "-r requirements.lock" in line]
+    assert copy_lock < builder.index(install) < builder.index("COPY . .")
+    assert install.startswith("RUN pip install ") and "--require-hashes" in install.split()
+    assert not any("pyproject.toml" in line for line in builder[: builder.index("COPY . .")])
+    (wheel,) = [line for line in builder if "pip wheel" in line]
+    assert "--no-build-isolation" in wheel  # the locked setuptools builds it
+    assert all("--no-deps" in part for part in wheel.split("&&") if "install" in part)
+    ignored = (ROOT / ".dockerignore").read_text("utf-8").split()
+    assert "requirements.lock" not in ignored and "*.lock" not in ignored
 
 
 def test_the_image_installs_the_wheel_and_copies_nothing_else() -> None:
