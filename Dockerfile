@@ -19,17 +19,21 @@ ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
 
-# Runtime dependencies only ([project.dependencies]; not the dev or bench extras), in their own
-# layer so that a source change does not reinstall them.
-COPY pyproject.toml README.md ./
-RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
-        > /tmp/requirements.txt \
-    && pip install --no-cache-dir -r /tmp/requirements.txt
+# Runtime dependencies only ([project.dependencies]; not the dev or bench extras) and the build
+# backend, at the exact versions and file hashes of requirements.lock (scripts/lock.sh compiles
+# it from pyproject.toml), so that two builds a month apart install the same code. In
+# hash-checking mode pip also refuses a dependency the lock does not pin. Their own layer: a
+# source change does not reinstall them.
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes -r requirements.lock \
+    && pip check
 
 # The rooms (linked into herald/ as herald.consumers, ...) and the templates; .dockerignore
 # keeps tests, bench, docs and deploy out.
 COPY . .
-RUN pip wheel --no-cache-dir --no-deps -w /wheels . \
+# The wheel is built with the locked setuptools (no build isolation, which would fetch the
+# newest), and installed without dependencies: they are the locked ones above.
+RUN pip wheel --no-cache-dir --no-deps --no-build-isolation -w /wheels . \
     && pip install --no-cache-dir --no-deps /wheels/herald-*.whl \
     && pip check
 

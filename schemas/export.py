@@ -71,7 +71,9 @@ def asyncapi_document(schemas: Mapping[str, type[ContractModel]], version: str) 
             "title": event_type,
             "contentType": "application/cloudevents+json",
             "payload": {"$ref": f"#/components/schemas/{event_type}"},
-            "bindings": {"amqp": {"bindingVersion": "0.3.0", "deliveryMode": 2}},
+            # AMQP bindings 0.3.0: a message binding holds only contentEncoding and messageType,
+            # neither of which the contract sets (content_encoding MUST be absent).
+            "bindings": {"amqp": {"bindingVersion": "0.3.0"}},
         }
         channels[name] = {
             "address": event_type,
@@ -97,6 +99,9 @@ def asyncapi_document(schemas: Mapping[str, type[ContractModel]], version: str) 
             "message_id = id).",
             "channel": {"$ref": f"#/channels/{name}"},
             "messages": [{"$ref": f"#/channels/{name}/messages/{name}"}],
+            # deliveryMode is a property of the publish (AMQP bindings 0.3.0 operation binding),
+            # not of the message: EVENTS.md section 2, delivery_mode = 2 on every message.
+            "bindings": {"amqp": {"bindingVersion": "0.3.0", "deliveryMode": 2}},
         }
     return {
         "asyncapi": "3.0.0",

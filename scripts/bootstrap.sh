@@ -8,9 +8,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=".venv/.herald-installed"
-wanted="$(sha256sum pyproject.toml | cut -d' ' -f1)"
+wanted="$(cat pyproject.toml requirements.lock | sha256sum | cut -d' ' -f1)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
   .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[dev]"
+  # Runtime dependencies at the image's versions: requirements.lock as constraints, without its
+  # hashes (pip would take hashed constraints as --require-hashes for the dev tools too).
+  sed -e '/--hash=/d' -e 's/ *\\$//' requirements.lock > .venv/constraints.txt
+  .venv/bin/python -m pip install --quiet -e ".[dev]" -c .venv/constraints.txt
   echo "$wanted" > "$stamp"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Start RabbitMQ and PostgreSQL when they are not answering, then wait until both are ready.
 # Installs what the tests need from Debian's packages when it is missing (rabbitmq-server,
-# postgresql, prometheus for promtool, docker-compose to validate the compose file, chromium and
+# postgresql, prometheus for promtool, chromium and
 # chromium-driver for the gallery's browser test); kubectl,
 # for kustomize builds of the Kubernetes manifests, comes with the machine.
 set -euo pipefail
@@ -25,7 +25,6 @@ missing=()  # Debian packages to install, in one apt-get run
 command -v rabbitmq-server >/dev/null || missing+=(rabbitmq-server)
 command -v promtool >/dev/null || missing+=(prometheus)  # promtool and prometheus: rule tests
 command -v pg_ctlcluster >/dev/null || missing+=(postgresql)
-command -v docker-compose >/dev/null || missing+=(docker-compose)  # `config` needs no engine
 command -v chromium >/dev/null || missing+=(chromium)  # the gallery's browser test
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
 command -v spamassassin >/dev/null || missing+=(spamassassin)  # the spam-score test of every email
@@ -34,6 +33,10 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -q
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
+# --- test tools of the deploy files (issue 22) ---------------------------------------------
+# Compose v2 (`docker compose config`, no engine needed), never the end-of-life docker-compose 1.x.
+"$(dirname "$0")/install-compose-v2.sh"
+# --- end of the deploy-file test tools -------------------------------------------------------
 if ! command -v kubectl >/dev/null; then
   # kubectl (for `kubectl kustomize`) comes with this machine kind's Google Cloud SDK, whose apt
   # source is disabled here, so it cannot be installed from a registry this kind reaches.

@@ -9,9 +9,13 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
+
+from herald.service.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/alerts.yml"
@@ -63,21 +67,45 @@ def test_every_alert_has_a_firing_and_a_quiet_unit_test() -> None:
         assert any(not case.get("exp_alerts") for case in own), f"{name} never tested quiet"
 
 
-def test_every_alert_is_annotated_and_has_its_runbook_section() -> None:
-    headings = {
-        re.sub(r"[^a-z0-9 -]", "", line[3:].strip().lower()).replace(" ", "-")
+def runbook_anchors() -> set[str]:
+    """The anchors a Markdown renderer (GitHub, GitLab) gives the runbook's sections."""
+    return {
+        re.sub(r"[^a-z0-9 -]", "", line.lstrip("#").strip().lower()).replace(" ", "-")
         for line in RUNBOOK.read_text().splitlines()
-        if line.startswith("## ")
+        if line.startswith("#")
     }
+
+
+def test_every_alert_is_annotated_and_its_runbook_url_opens_its_runbook_section() -> None:
+    """The conventional `runbook_url` annotation, a URL relative to the repository root (no
+    placeholder host), whose fragment is a section of docs/runbook.md named after the alert."""
+    anchors = runbook_anchors()
     assert len(alerts()) >= 10
     for rule in alerts():
+        name = str(rule["alert"])
         annotations = rule["annotations"]
         assert isinstance(annotations, dict)
-        assert {"summary", "description", "runbook"} <= annotations.keys(), rule["alert"]
-        anchor = str(annotations["runbook"]).rsplit("#", 1)[1]
-        assert "docs/runbook.md#" in str(annotations["runbook"])
-        assert anchor == str(rule["alert"]).lower() and anchor in headings, rule["alert"]
+        assert {"summary", "description", "runbook_url"} <= annotations.keys(), name
+        url = urlsplit(str(annotations["runbook_url"]))
+        assert (url.scheme, url.netloc, url.query) == ("", "", ""), name
+        assert (ROOT / url.path).resolve() == RUNBOOK, name
+        assert url.fragment == name.lower() and url.fragment in anchors, name
         assert rule["labels"]["severity"] in ("page", "ticket")  # type: ignore[index]
+
+
+def test_the_rule_unit_tests_expect_the_same_runbook_urls() -> None:
+    """promtool compares annotations exactly: the expected ones carry the same runbook_url."""
+    urls = {str(rule["alert"]): rule["annotations"]["runbook_url"] for rule in alerts()}  # type: ignore[index]
+    expected = [
+        (case["alertname"], alert["exp_annotations"])
+        for test in yaml.safe_load(RULE_TESTS.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        for alert in case.get("exp_alerts") or []
+    ]
+    assert expected
+    for name, expected_annotations in expected:
+        assert expected_annotations["runbook_url"] == urls[name], name
+        assert "runbook" not in expected_annotations, name
 
 
 def test_dashboard_is_importable_as_is() -> None:
@@ -98,8 +126,10 @@ def test_dashboard_is_importable_as_is() -> None:
         "Dead letters",
         "Queues and consumers",
         "SMTP",
+        "Webhooks",
         "After the 250: bounces, complaints, suppressions",
         "Scheduler",
+        "Process",
     ]
     for panel in panels:
         assert {"x", "y", "w", "h"} <= panel["gridPos"].keys(), panel["title"]
@@ -111,3 +141,75 @@ def test_dashboard_is_importable_as_is() -> None:
         for target in panel["targets"]:
             assert target["datasource"]["uid"] == "${datasource}"
             assert 'job="herald"' in target["expr"], panel["title"]
+
+
+def dashboard_panels() -> list[dict[str, Any]]:
+    panels: list[dict[str, Any]] = json.loads((ROOT / "deploy/grafana/herald.json").read_text())[
+        "panels"
+    ]
+    return panels
+
+
+def test_dashboard_panels_do_not_overlap() -> None:
+    cells: dict[tuple[int, int], str] = {}
+    for panel in dashboard_panels():
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        for x in range(grid["x"], grid["x"] + grid["w"]):
+            for y in range(grid["y"], grid["y"] + grid["h"]):
+                assert (x, y) not in cells, (panel["title"], cells.get((x, y)))
+                cells[(x, y)] = panel["title"]
+
+
+METRIC_NAME = re.compile(r"\b(?:herald_[a-z0-9_]+|process_[a-z0-9_]+)\b")
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name a fresh replica's registry exports, labelled series or not yet."""
+    names: set[str] = set()
+    for family in Metrics().registry.collect():
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        if family.type == "histogram":
+            names.update(f"{family.name}{suffix}" for suffix in ("_bucket", "_count", "_sum"))
+        if family.type == "info":
+            names.add(f"{family.name}_info")
+        names.update(sample.name for sample in family.samples)
+    return names
+
+
+@pytest.mark.parametrize(
+    ("needle", "metric"),
+    [
+        ("webhook", "herald_webhooks_total"),
+        ("ignored", "herald_events_ignored_total"),
+        ("duplicate", "herald_events_duplicate_total"),
+        ("cpu", "process_cpu_seconds_total"),
+        ("memory", "process_resident_memory_bytes"),
+    ],
+)
+def test_dashboard_has_a_panel_for(needle: str, metric: str) -> None:
+    """Issue 22: webhooks, ignored and duplicate events, process CPU and memory."""
+    panels = [
+        panel
+        for panel in dashboard_panels()
+        if panel["type"] != "row" and needle in panel["title"].lower()
+    ]
+    assert panels, f"no panel titled with {needle!r}"
+    assert any(metric in target["expr"] for panel in panels for target in panel["targets"])
+
+
+def test_every_metric_of_the_dashboard_and_the_rules_is_one_herald_exports() -> None:
+    """A typo in a panel's metric name shows an empty panel, never an error: every name the
+    dashboard and the rules use is exported by Herald's registry (labelled series included
+    before their first sample). tests/integration/test_observability.py checks the same after a
+    real run, and that the panels show data in a real Prometheus."""
+    expressions = [
+        target["expr"] for panel in dashboard_panels() for target in panel.get("targets", [])
+    ]
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    expressions += [rule["expr"] for group in groups for rule in group["rules"]]
+    used = {name for expression in expressions for name in METRIC_NAME.findall(expression)}
+    assert {"process_cpu_seconds_total", "process_resident_memory_bytes"} <= used
+    assert used - exported_metric_names() == set()

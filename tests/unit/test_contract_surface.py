@@ -105,6 +105,46 @@ def test_exported_schema_rejects_what_the_contract_rejects(exported: Path) -> No
     assert not validator.is_valid(document)
 
 
+def contract_required_envelope_attributes() -> list[str]:
+    """The attributes EVENTS.md section 3.1 marks required."""
+    text = (CONTRACT / "EVENTS.md").read_text()
+    table = text[text.index("### 3.1 Attributes") : text.index("### 3.2")]
+    return re.findall(r"^\| `([a-z]+)` \| [^|]+ \| yes \|", table, flags=re.MULTILINE)
+
+
+def required_data_fields(event_type: str) -> list[str]:
+    """The top-level `data` fields the event's model requires (the models are the authority the
+    exported schemas are generated from)."""
+    return [
+        field.alias or name
+        for name, field in EVENT_SCHEMAS[event_type].model_fields.items()
+        if field.is_required()
+    ]
+
+
+@pytest.mark.parametrize("name", example_names())
+def test_exported_schema_rejects_the_example_without_a_required_field(
+    exported: Path, name: str
+) -> None:
+    """Each field the contract's envelope and the event's model require, removed from the
+    contract's example in turn, makes the example invalid under an independent validator
+    (jsonschema) and the exported schema."""
+    document = load_example(name)
+    schema = json.loads((exported / f"{document['type']}.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    envelope = contract_required_envelope_attributes()
+    assert envelope == ["specversion", "id", "source", "type", "time", "datacontenttype", "data"]
+    data = required_data_fields(document["type"])
+    assert data, f"{document['type']} requires no data field"
+    for where, key in [(None, key) for key in envelope] + [("data", key) for key in data]:
+        damaged = load_example(name)
+        del (damaged[where] if where else damaged)[key]
+        errors = list(validator.iter_errors(damaged))
+        assert any(
+            error.validator == "required" and repr(key) in error.message for error in errors
+        ), f"{name} without {where or 'envelope'}.{key} still validates"
+
+
 def _refs(node: Any) -> list[str]:
     if isinstance(node, dict):
         found = [node["$ref"]] if isinstance(node.get("$ref"), str) else []

@@ -71,17 +71,54 @@ def compose() -> dict[str, Any]:
     return document
 
 
-def test_docker_compose_config_accepts_the_stack() -> None:
-    executable = shutil.which("docker-compose")
-    if executable is None:
-        pytest.fail("docker-compose is not installed (scripts/ensure-services.sh installs it)")
+def docker_compose_v2() -> list[str]:
+    """`docker compose`: Compose v2, the CLI plugin (the Python docker-compose 1.x is end of
+    life). scripts/install-compose-v2.sh installs it."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.fail("the docker CLI is missing (it comes with this kind of machine)")
     done = subprocess.run(
-        [executable, "-f", str(COMPOSE), "config", "-q"],
+        [docker, "compose", "version", "--short"], capture_output=True, text=True, timeout=60
+    )
+    if done.returncode != 0:
+        pytest.fail(
+            "`docker compose` (Compose v2) is not installed: run scripts/install-compose-v2.sh "
+            f"({done.stderr.strip().splitlines()[0] if done.stderr.strip() else done.returncode})"
+        )
+    assert done.stdout.strip().removeprefix("v").startswith("2."), done.stdout
+    return [docker, "compose"]
+
+
+def test_docker_compose_v2_config_accepts_the_stack() -> None:
+    done = subprocess.run(
+        [*docker_compose_v2(), "-f", str(COMPOSE), "config", "-q"],
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_every_image_of_the_stack_is_pinned_to_a_release() -> None:
+    """Issue 22: no untagged (latest) image. Compose's own view of the file is read, so an image
+    set through an anchor or a variable counts too."""
+    done = subprocess.run(
+        [*docker_compose_v2(), "-f", str(COMPOSE), "config", "--images"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    images = set(done.stdout.split())
+    assert len(images) >= 7, images
+    declared = {service.get("image") for service in compose()["services"].values()}
+    assert images == declared - {None}
+    for image in images:
+        name, _, tag = image.split("@")[0].rpartition(":")
+        assert name and tag and "/" not in tag, f"{image} has no tag"
+        assert tag != "latest", f"{image} is not pinned"
+    rabbitmq = compose()["services"]["rabbitmq"]["image"]
+    assert re.fullmatch(r"rabbitmq:4\.\d+\.\d+-management", rabbitmq), rabbitmq
 
 
 def test_the_stack_has_every_part_and_two_replicas_on_the_shared_ledger() -> None:
@@ -123,12 +160,53 @@ def test_every_file_the_stack_mounts_exists() -> None:
                 assert (DEPLOY / source).exists(), f"{name} mounts {source}, which is missing"
 
 
-def test_the_definitions_import_posts_herald_s_definitions_file() -> None:
+def test_the_definitions_import_posts_herald_s_definitions_then_its_policies() -> None:
     loader = compose()["services"]["rabbitmq-definitions"]
     mounted = {volume.split(":")[1]: volume.split(":")[0] for volume in loader["volumes"]}
-    posted = next(arg for arg in loader["command"] if arg.startswith("@")).removeprefix("@")
-    assert (DEPLOY / mounted[posted]).resolve() == DEPLOY / "rabbitmq/definitions.json"
-    assert loader["command"][-1].endswith("/api/definitions")
+    command = loader["command"]
+    requests = " ".join(command[1:]).split(" --next ")  # curl: one request per part
+    posted = [
+        next(arg for arg in part.split() if arg.startswith("@")).removeprefix("@")
+        for part in requests
+    ]
+    assert [(DEPLOY / mounted[path]).resolve() for path in posted] == [
+        DEPLOY / "rabbitmq/definitions.json",
+        DEPLOY / "rabbitmq/policies.json",
+    ]
+    for part in requests:
+        assert "--fail-with-body" in part.split()
+        assert part.split()[-1] == "http://rabbitmq:15672/api/definitions"
+
+
+def test_no_quorum_queue_of_the_stack_has_rabbitmq_4s_default_delivery_limit() -> None:
+    """RabbitMQ 4.x gives a quorum queue without x-delivery-limit a limit of 20, past which a
+    message without a dead-letter exchange is dropped. The domain queues set 50 themselves;
+    herald.dead-letter, read with basic.reject by every `herald replay` command, gets no limit
+    from the stack's policy."""
+    definitions = json.loads((DEPLOY / "rabbitmq/definitions.json").read_text("utf-8"))
+    policies = json.loads((DEPLOY / "rabbitmq/policies.json").read_text("utf-8"))["policies"]
+    for policy in policies:
+        assert policy["vhost"] == "/" and policy["apply-to"] == "quorum_queues"
+    consumed = {
+        binding["destination"]
+        for binding in definitions["bindings"]
+        if binding["destination_type"] == "queue"
+    }
+    for queue in definitions["queues"]:
+        if queue["arguments"].get("x-queue-type") != "quorum" or queue["name"] not in consumed:
+            continue  # the retry queues are never consumed: their messages only expire
+        limits = [
+            policy["definition"]["delivery-limit"]
+            for policy in policies
+            if re.search(policy["pattern"], queue["name"])
+            and "delivery-limit" in policy["definition"]
+        ]
+        if "x-delivery-limit" in queue["arguments"]:
+            assert queue["arguments"]["x-delivery-limit"] == 50, queue["name"]
+            assert not limits, f"a policy would change {queue['name']}'s own limit"
+        else:
+            assert limits == [-1], queue["name"]
+    assert "herald.dead-letter" in consumed  # the case the policy is for was checked above
 
 
 def test_prometheus_of_the_stack_scrapes_both_replicas_with_the_alert_rules(
@@ -201,10 +279,25 @@ def test_the_image_is_multi_stage_slim_non_root_with_a_health_check() -> None:
     assert "/healthz" in health
     assert 'ENTRYPOINT ["herald"]' in runtime
     assert 'CMD ["run"]' in runtime
-    # Only runtime dependencies: the builder installs [project.dependencies], never the extras.
+    # Only runtime dependencies, never the extras: the builder installs requirements.lock.
     builder = "\n".join(stages[0])
-    assert "['project']['dependencies']" in builder
     assert ".[dev" not in builder and "bench" not in builder
+
+
+def test_the_image_installs_the_locked_dependencies_before_the_source_arrives() -> None:
+    """Issue 22: the exact versions of requirements.lock, hash-checked, in their own layer (the
+    lock is copied alone, before the source); Herald's wheel then adds no dependency."""
+    builder = dockerfile_stages()[0]
+    copy_lock = builder.index("COPY requirements.lock ./")
+    (install,) = [line for line in builder if "-r requirements.lock" in line]
+    assert copy_lock < builder.index(install) < builder.index("COPY . .")
+    assert install.startswith("RUN pip install ") and "--require-hashes" in install.split()
+    assert not any("pyproject.toml" in line for line in builder[: builder.index("COPY . .")])
+    (wheel,) = [line for line in builder if "pip wheel" in line]
+    assert "--no-build-isolation" in wheel  # the locked setuptools builds it
+    assert all("--no-deps" in part for part in wheel.split("&&") if "install" in part)
+    ignored = (ROOT / ".dockerignore").read_text("utf-8").split()
+    assert "requirements.lock" not in ignored and "*.lock" not in ignored
 
 
 def test_the_image_installs_the_wheel_and_copies_nothing_else() -> None:
@@ -382,6 +475,73 @@ def test_keda_scales_the_deployment_on_exactly_the_five_domain_queues() -> None:
     assert amqp["valueFrom"]["secretKeyRef"] == {"name": host["name"], "key": host["key"]}
     secrets = {item["metadata"]["name"] for item in kinds["Secret"]}
     assert host["name"] in secrets
+
+
+def _annotated_for_scraping(node: Any, where: str = "") -> list[tuple[str, dict[str, str]]]:
+    """Every `annotations` map, anywhere in a resource (pod templates included), that carries
+    prometheus.io/* keys, with where it is."""
+    found: list[tuple[str, dict[str, str]]] = []
+    if isinstance(node, dict):
+        annotations = node.get("annotations")
+        if isinstance(annotations, dict) and any(
+            key.startswith("prometheus.io/") for key in annotations
+        ):
+            found.append((where, annotations))
+        for key, value in node.items():
+            found += _annotated_for_scraping(value, f"{where}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            found += _annotated_for_scraping(value, f"{where}/{index}")
+    return found
+
+
+def scrape_paths(resources: list[dict[str, Any]]) -> list[str]:
+    """How Prometheus would find Herald in a build: ServiceMonitors, PodMonitors and
+    prometheus.io/* annotations."""
+    paths = [
+        f"{resource['kind']} {resource['metadata']['name']}"
+        for resource in resources
+        if resource["kind"] in ("ServiceMonitor", "PodMonitor")
+    ]
+    for resource in resources:
+        for where, _ in _annotated_for_scraping(resource):
+            paths.append(f"annotations of {resource['kind']} {resource['metadata']['name']}{where}")
+    return paths
+
+
+@pytest.mark.parametrize("variant", ["base", "overlays/example"])
+def test_the_base_has_exactly_one_scrape_path_the_service_monitor(variant: str) -> None:
+    """Issue 22: a ServiceMonitor beside prometheus.io/* annotations scrapes every replica twice
+    where both are honoured. The base keeps the ServiceMonitor (deploy/k8s/README.md)."""
+    assert scrape_paths(kustomize(K8S / variant)) == ["ServiceMonitor herald"]
+
+
+def test_the_annotations_overlay_swaps_the_service_monitor_for_pod_annotations() -> None:
+    resources = kustomize(K8S / "overlays/prometheus-annotations")
+    kinds = by_kind(resources)
+    (deployment,) = kinds["Deployment"]
+    paths = scrape_paths(resources)
+    assert paths == ["annotations of Deployment herald/spec/template/metadata"]
+    # The rest of the base is all there.
+    assert {resource["kind"] for resource in resources} == (
+        {resource["kind"] for resource in kustomize(K8S / "base")} - {"ServiceMonitor"}
+    )
+    for resource in resources:
+        if resource["kind"] not in CUSTOM_KINDS:
+            kubernetes_validate_resource(resource)
+    pod = deployment["spec"]["template"]
+    annotations = pod["metadata"]["annotations"]
+    (container,) = pod["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert int(annotations["prometheus.io/port"]) == ports["http"]
+    assert annotations["prometheus.io/path"] == "/metrics"
+
+
+def kubernetes_validate_resource(resource: dict[str, Any]) -> None:
+    import kubernetes_validate
+
+    kubernetes_validate.validate(resource, "1.30.0", strict=True)
 
 
 def test_the_base_config_file_is_the_example_config() -> None:
