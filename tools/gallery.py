@@ -172,7 +172,13 @@ def _move_into_place(staging: Path, out_dir: Path) -> None:
         return
     for name in ("n", "gallery.css", "index.html"):
         source, target = staging / name, out_dir / name
-        if source.is_dir() and target.is_dir():
-            old = staging / f".old-{name}"
-            target.rename(old)  # removed with the scratch folder
-        source.replace(target)
+        if not (source.is_dir() and target.is_dir()):
+            source.replace(target)
+            continue
+        old = staging / f".old-{name}"
+        target.rename(old)  # removed with the scratch folder
+        try:
+            source.rename(target)
+        except OSError:
+            old.rename(target)  # the previous pages stay
+            raise
