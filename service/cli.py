@@ -8,26 +8,34 @@ import asyncio
 import json
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import aio_pika
 import typer
 import uvloop
 from rich.console import Console
-from rich.table import Table
 
 from herald.consumers.connection import connect_with_retry
 from herald.consumers.topology import declare, definitions
 from herald.errors import ConfigurationError
 from herald.ledger.schedules import ReminderListing
 from herald.schemas.examples import example_names
+from herald.service.cli_output import check_format, fail, iso, print_json, warn
 from herald.service.logs import configure_logging
 from herald.service.replay_cli import deliveries_app, replay_app
 from herald.service.settings import load_settings
 from herald.service.suppressions_cli import suppressions_app
+from herald.service.tables import Column, print_table
 from herald.tools.devsmtp import start_dev_smtp
 from herald.tools.publish import publish_examples
+
+if TYPE_CHECKING:
+    from herald.catalog.spec import Catalog
+    from herald.renderers.branding import BrandConfig
+    from herald.renderers.email import EmailRenderer
+    from herald.renderers.environment import Templates
 
 app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
 topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
@@ -169,32 +177,43 @@ async def _declare(url: str) -> None:
 @app.command("catalog")
 def catalog_command(
     output_format: Annotated[
-        str, typer.Option("--format", help="table or json", case_sensitive=False)
+        str,
+        typer.Option(
+            "--format", help="table or json (one JSON document on stdout).", case_sensitive=False
+        ),
     ] = "table",
 ) -> None:
     """Every notification type: id, source, trigger, recipients, channel."""
     from herald.catalog.describe import describe
     from herald.catalog.registry import load_catalog
 
+    output_format = check_format(output_format)
     rows = describe(load_catalog())
-    if output_format.lower() == "json":
-        typer.echo(json.dumps(rows, indent=2))
+    if output_format == "json":
+        print_json(rows)
         return
-    if output_format.lower() != "table":
-        _fail("--format must be table or json")
-    table = Table(title=f"Herald notification catalog ({len(rows)} types)")
-    for column in ("id", "source", "trigger", "recipients", "channel"):
-        table.add_column(column, overflow="fold")
-    for row in rows:
-        trigger = row["trigger"] + (f" where {row['when']}" if row["when"] else "")
-        table.add_row(
-            row["id"],
-            row["source"],
-            trigger,
-            ", ".join(row["recipients"]),
-            ", ".join(row["channel"]),
-        )
-    Console().print(table)
+    columns = (
+        Column("id", whole=True),
+        Column("source"),
+        Column("trigger"),
+        Column("recipients"),
+        Column("channel"),
+    )
+    print_table(
+        Console(),
+        f"Herald notification catalog ({len(rows)} types)",
+        columns,
+        [
+            (
+                row["id"],
+                row["source"],
+                row["trigger"] + (f" where {row['when']}" if row["when"] else ""),
+                ", ".join(row["recipients"]),
+                ", ".join(row["channel"]),
+            )
+            for row in rows
+        ],
+    )
 
 
 ConfigOption = Annotated[
@@ -203,8 +222,11 @@ ConfigOption = Annotated[
 ]
 
 
-def _renderer(config_path: Path | None) -> tuple[Any, Any, Any]:
-    """The catalog, templates and email renderer, branded from the config file."""
+def _renderer(
+    config_path: Path | None,
+) -> tuple[Catalog, Templates, EmailRenderer, BrandConfig]:
+    """The catalog, templates and email renderer, branded from the config file, and the
+    brands themselves."""
     from herald.renderers.email import EmailRenderer
     from herald.service.app import build_catalog_and_templates
     from herald.service.settings import load_config_file
@@ -212,7 +234,8 @@ def _renderer(config_path: Path | None) -> tuple[Any, Any, Any]:
     settings = load_settings()
     config = load_config_file(config_path or settings.config)
     catalog, templates = build_catalog_and_templates()
-    return catalog, templates, EmailRenderer(templates, config.brand, settings.sender)
+    renderer = EmailRenderer(templates, config.brand, settings.sender)
+    return catalog, templates, renderer, config.brand
 
 
 @app.command("preview")
@@ -230,20 +253,34 @@ def preview_command(
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Render one notification without sending it: its subject, text and HTML, and the .eml."""
-    from herald.tools.preview import PreviewRequest, email_parts, find_spec, preview
+    """Render one notification without sending it: its subject, text and HTML, and the .eml.
+
+    A --partner the config has no brand for, or a --locale whose language the notification
+    has no templates in, is rendered anyway (default brand, fallback locale) with a warning."""
+    from herald.tools.preview import (
+        PreviewRequest,
+        email_parts,
+        find_spec,
+        preview,
+        unknown_partner,
+        unshipped_locale,
+    )
 
     try:
         document = None if event is None else json.loads(event.read_text("utf-8"))
-        catalog, _, renderer = _renderer(config)
+        catalog, templates, renderer, brand = _renderer(config)
         spec = find_spec(catalog, notification)
+        for warning in (
+            unknown_partner(brand, partner),
+            unshipped_locale(templates, spec.id, locale),
+        ):
+            if warning is not None:
+                warn(warning)
         emails = preview(spec, PreviewRequest(locale, partner, document), renderer)
     except (OSError, ValueError) as exc:
-        _fail(f"cannot read the event: {exc}")
-        return
+        fail(f"cannot read the event: {exc}")
     except ConfigurationError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     email = emails[0]
     message, text, html = email_parts(email)
     if out is not None:
@@ -270,19 +307,36 @@ def preview_command(
 def gallery_command(
     out_dir: Annotated[Path, typer.Argument(help="where to write the static site")],
     partner: Annotated[
-        str | None, typer.Option(help="brand every email as this partner id")
+        str | None,
+        typer.Option(
+            help="brand every email as this partner id (types whose event carries no partner "
+            "keep the default brand, and their page says so)"
+        ),
     ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Render every notification type, in each locale it ships, into a static site."""
+    """Render every notification type, in each locale it ships, into a static site.
+
+    The site is written only once every page rendered: a failure names the notification and
+    leaves OUT_DIR as it was."""
     from herald.tools.gallery import build_gallery
+    from herald.tools.preview import unknown_partner
 
     try:
-        catalog, templates, renderer = _renderer(config)
+        catalog, templates, renderer, brand = _renderer(config)
+        warning = unknown_partner(brand, partner)
+        if warning is not None:
+            warn(warning)
         pages = build_gallery(out_dir, catalog, templates, renderer, partner)
     except ConfigurationError as exc:
-        _fail(str(exc))
-        return
+        fail(f"gallery: {exc}; nothing was written to {out_dir}")
+    default_branded = sorted({page.notification for page in pages if page.note})
+    if default_branded:
+        console.print(
+            f"{len(default_branded)} types rendered with the default brand, their events "
+            f"carrying no partner: {', '.join(default_branded)}",
+            soft_wrap=True,
+        )
     print(f"{len(pages)} pages for {len(catalog)} notification types: {out_dir / 'index.html'}")
 
 
@@ -300,28 +354,46 @@ def schemas_export(directory: Path) -> None:
 @reminders_app.command("list")
 def reminders_list(
     entity: Annotated[str | None, typer.Option("--entity", help="Only this entity id.")] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="table or json (one JSON document on stdout).")
+    ] = "table",
 ) -> None:
     """Pending, sent, cancelled and missed reminders, for support."""
+    output_format = check_format(output_format)
     try:
         settings = load_settings()
     except ConfigurationError as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     rows = asyncio.run(_reminder_rows(settings.database_url, entity))
-    table = Table(title=f"Reminders ({len(rows)})")
-    for column in ("entity", "notification", "cycle", "offset", "fire date", "status", "updated"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            f"{row.entity}={row.entity_id}",
-            row.notification,
-            row.cycle_key,
-            f"{row.offset} d",
-            row.fire_date.isoformat(),
-            row.status,
-            row.updated_at.isoformat(timespec="seconds"),
-        )
-    Console().print(table)
+    if output_format == "json":
+        print_json([asdict(row) for row in rows])
+        return
+    columns = (
+        Column("entity", whole=True),
+        Column("notification", whole=True),
+        Column("cycle"),
+        Column("offset"),
+        Column("fire date", whole=True),
+        Column("status"),
+        Column("updated", whole=True),
+    )
+    print_table(
+        Console(),
+        f"Reminders ({len(rows)})",
+        columns,
+        [
+            (
+                f"{row.entity}={row.entity_id}",
+                row.notification,
+                row.cycle_key,
+                f"{row.offset} d",
+                iso(row.fire_date),
+                row.status,
+                iso(row.updated_at),
+            )
+            for row in rows
+        ],
+    )
 
 
 async def _reminder_rows(database_url: str, entity: str | None) -> list[ReminderListing]:

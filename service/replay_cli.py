@@ -1,5 +1,7 @@
 """`herald replay ...` (the dead-letter tool) and `herald deliveries find` (support), typer and
-rich. The operations themselves are in `herald.tools.replay` and `ledger.lookup`."""
+rich. The operations themselves are in `herald.tools.replay` and `ledger.lookup`; how results
+are printed (tables with whole identifiers, JSON, one-line errors, progress) is in
+`service.tables`, `service.cli_output` and `service.progress`."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import os
 import re
 import socket
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,8 +22,6 @@ import typer
 from aio_pika.exceptions import DeliveryError
 from aiormq.exceptions import AMQPError
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
-from rich.table import Table
 
 from herald.clock import utc_now
 from herald.errors import ConfigurationError
@@ -30,20 +30,26 @@ from herald.ledger.lookup import find_deliveries
 from herald.ledger.queue_marks import QueueMarks
 from herald.ledger.records import EVERYWHERE, DeliveryRecord, Suppression, blocked_scope
 from herald.ledger.store import SqlLedger
+from herald.service.cli_output import check_format, fail, iso, json_default, print_json
+from herald.service.progress import progress_on
 from herald.service.settings import Settings, load_settings
+from herald.service.tables import Column, print_table
 from herald.tools import replay
 
 replay_app = typer.Typer(
     help="Dead letters: list, show, requeue, export, import, purge, audit.", no_args_is_help=True
 )
 deliveries_app = typer.Typer(help="Was it sent? Deliveries from the ledger.", no_args_is_help=True)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 out = Console(soft_wrap=True)
 T = TypeVar("T")
 
 ReasonOption = Annotated[
     list[str] | None,
-    typer.Option("--reason", help="x-reject-reason (or delivery_limit); repeatable."),
+    typer.Option(
+        "--reason",
+        help=f"x-reject-reason (or delivery_limit); repeatable: {', '.join(replay.REASONS)}.",
+    ),
 ]
 TypeOption = Annotated[str | None, typer.Option("--type", help="Event type glob, e.g. 'orders.*'.")]
 SourceOption = Annotated[str | None, typer.Option("--source", help="CloudEvents source glob.")]
@@ -58,7 +64,9 @@ IdOption = Annotated[list[str] | None, typer.Option("--id", help="Event id; repe
 LimitOption = Annotated[
     int | None, typer.Option("--limit", min=1, help="Act on at most N matching messages.")
 ]
-FormatOption = Annotated[str, typer.Option("--format", help="table or json.")]
+FormatOption = Annotated[
+    str, typer.Option("--format", help="table or json (one JSON document on stdout).")
+]
 ByOption = Annotated[
     str | None,
     typer.Option("--by", help="Who is acting (audit, x-herald-replayed-by); default user@host."),
@@ -91,12 +99,21 @@ def filters_from(
     until: str | None,
     ids: list[str] | None,
 ) -> replay.Filters:
+    """The filters of the command line; an unknown reason or an unreadable time ends the
+    command (exit 2) rather than select nothing."""
+    unknown = [value for value in reason or () if value not in replay.REASONS]
+    if unknown:
+        fail(f"unknown --reason {unknown[0]!r}: one of {', '.join(replay.REASONS)}")
+    try:
+        since_at, until_at = parse_time(since), parse_time(until)
+    except typer.BadParameter as exc:
+        fail(f"--since/--until: {exc.message}")
     return replay.Filters(
         reasons=tuple(reason or ()),
         type_glob=event_type,
         source_glob=source,
-        since=parse_time(since),
-        until=parse_time(until),
+        since=since_at,
+        until=until_at,
         ids=tuple(ids or ()),
     )
 
@@ -105,17 +122,11 @@ def _settings() -> Settings:
     try:
         return load_settings()
     except ConfigurationError as exc:
-        err.print(f"[bold red]herald:[/] {exc}")
-        raise typer.Exit(code=2) from None
+        fail(str(exc))
 
 
 def _actor(by: str | None) -> str:
     return by or os.environ.get("HERALD_OPERATOR") or f"{getpass.getuser()}@{socket.gethostname()}"
-
-
-def _check_format(value: str) -> None:
-    if value not in ("table", "json"):
-        raise typer.BadParameter("--format is table or json")
 
 
 def _run(work: Coroutine[Any, Any, T]) -> T:
@@ -126,8 +137,7 @@ def _run(work: Coroutine[Any, Any, T]) -> T:
     except (ConfigurationError, typer.Exit):
         raise
     except (OSError, ConnectionError, TimeoutError, AMQPError, DeliveryError) as exc:
-        err.print(f"[bold red]herald:[/] {type(exc).__name__}: {exc}")
-        raise typer.Exit(code=1) from None
+        fail(f"{type(exc).__name__}: {exc}", code=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,22 +155,6 @@ async def _ledger(settings: Settings) -> AsyncIterator[_Ledger]:
         await ledger.close()
 
 
-@contextmanager
-def _progress(label: str) -> Any:
-    """A live counter on stderr for long operations (nothing when stderr is not a terminal)."""
-    with Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed} messages"),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as progress:
-        task = progress.add_task(label, total=None)
-        yield lambda done: progress.advance(task, done)
-
-
 def _age(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -168,10 +162,6 @@ def _age(seconds: float | None) -> str:
         if seconds >= size:
             return f"{seconds / size:.1f}{unit}"
     return f"{seconds:.0f}s"
-
-
-def _print_json(document: Any) -> None:
-    out.print_json(json.dumps(document, default=str))
 
 
 @replay_app.command("list")
@@ -188,7 +178,7 @@ def list_command(
     """List dead letters (reason, type, source, id, rejected-at, age) with a summary.
 
     Nothing is consumed: the messages stay in the queue, in order."""
-    _check_format(output)
+    output = check_format(output)
     settings = _settings()
     filters = filters_from(reason, event_type, source, since, until, ids)
 
@@ -207,7 +197,7 @@ def list_command(
         else f"the first {listing.read} of {total} messages"
     )
     if output == "json":
-        _print_json(
+        print_json(
             {
                 "queue_total": total,
                 "read": listing.read,
@@ -222,44 +212,100 @@ def list_command(
     title = f"herald.dead-letter: {len(entries)} of {total} messages"
     if not listing.complete:
         title += f" (stopped at --limit after reading the first {listing.read})"
-    table = Table(title=title)
-    for column in ("#", "reason", "type", "source", "id", "rejected at", "age", "replays"):
-        table.add_column(column)
-    for entry in entries:
-        table.add_row(
+    columns = (
+        Column("#"),
+        Column("reason"),
+        Column("type"),
+        Column("source"),
+        Column("id", whole=True),
+        Column("rejected at", whole=True),
+        Column("age"),
+        Column("replays"),
+    )
+    rows = [
+        (
             str(entry.position),
             entry.reason,
             entry.event_type,
             entry.source or "",
             entry.event_id or "",
-            entry.rejected_at.isoformat(timespec="seconds") if entry.rejected_at else "",
+            iso(entry.rejected_at),
             _age(entry.age_seconds(now)),
             str(entry.message.replay_count),
         )
-    out.print(table)
+        for entry in entries
+    ]
+    print_table(out, title, columns, rows)
     for title, counts in (("by reason", summary["by_reason"]), ("by type", summary["by_type"])):
         if counts:
-            out.print(f"{title}: " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+            listed = ", ".join(f"{key} {value}" for key, value in counts.items())
+            out.print(f"{title}: {listed}", markup=False)  # reasons come from headers
     out.print(f"summary of the {len(entries)} listed, read from {scope}")
 
 
+def _shown_value(value: Any) -> str:
+    """A property or header value for the `show` table: times in ISO 8601, tables and lists
+    as indented JSON (secrets redacted), text as it is."""
+    if isinstance(value, datetime):
+        return iso(value)
+    if isinstance(value, dict | list):
+        return json.dumps(replay.redact(value), indent=2, ensure_ascii=False, default=json_default)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    return str(value)
+
+
+def _shown_json(entry: replay.DeadLetter) -> dict[str, Any]:
+    """One dead letter as `show --format json` prints it: the `list` fields, the routing key,
+    properties and headers (redacted), and the body as a JSON object, or as `body_text` (the
+    shown raw text) when it is opaque."""
+    message = entry.message
+    document = replay.body_document(message.body)
+    return {
+        **entry.summary(utc_now()),
+        "routing_key": message.routing_key,
+        "properties": dict(message.properties),
+        "headers": replay.redact(dict(message.headers)),
+        "body": None if document is None else replay.redact(document),
+        "body_text": replay.shown_body(message) if document is None else None,
+    }
+
+
 @replay_app.command("show")
-def show_command(message_id: Annotated[str, typer.Argument(help="The event id.")]) -> None:
+def show_command(
+    message_id: Annotated[
+        str, typer.Argument(help="The event id, or a prefix of it that only one id starts with.")
+    ],
+    output: FormatOption = "table",
+) -> None:
     """Headers and the pretty-printed body of one dead letter, secrets redacted."""
+    output = check_format(output)
     settings = _settings()
-    entry = _run(replay.find_dead_letter(settings.amqp_url, message_id))
+    found = _run(replay.find_dead_letter(settings.amqp_url, message_id))
+    entry = found.entry
+    if entry is None and len(found.candidates) > 1:
+        shown = ", ".join(found.candidates[:5]) + (", ..." if len(found.candidates) > 5 else "")
+        fail(
+            f"{len(found.candidates)} dead letters have an id starting with {message_id!r} "
+            f"({shown}): give more of it"
+        )
     if entry is None:
-        err.print(f"[bold red]herald:[/] no dead letter with id {message_id!r}")
-        raise typer.Exit(code=1)
-    table = Table(title=f"dead letter {message_id}", show_header=False)
-    table.add_column("name")
-    table.add_column("value")
-    table.add_row("routing key", entry.message.routing_key)
-    for name, value in sorted(entry.message.properties.items()):
-        table.add_row(f"property {name}", str(value))
-    for name, value in sorted(entry.message.headers.items()):
-        table.add_row(f"header {name}", str(replay.redact(value)))
-    out.print(table)
+        fail(f"no dead letter with id {message_id!r} (or an id starting with it)", code=1)
+    if output == "json":
+        print_json(_shown_json(entry))
+        return
+    rows = [("routing key", entry.message.routing_key)]
+    rows += [
+        (f"property {name}", _shown_value(value))
+        for name, value in sorted(entry.message.properties.items())
+    ]
+    rows += [
+        (f"header {name}", _shown_value(value))
+        for name, value in sorted(entry.message.headers.items())
+    ]
+    columns = (Column("name", whole=True), Column("value"))
+    title = f"dead letter {entry.event_id or message_id}"
+    print_table(out, title, columns, rows, show_header=False)
     out.print(replay.shown_body(entry.message), markup=False, highlight=False)
 
 
@@ -288,14 +334,15 @@ def requeue_command(
 
     Each goes back to the herald.<domain> queue it was consumed from (never portal.events) and
     is removed from the dead-letter queue only once the broker confirmed its copy. Those that
-    would still fail stay, unless --force; those from a queue that is not Herald's always stay."""
-    _check_format(output)
+    would still fail stay, unless --force; those from a queue that is not Herald's always stay.
+    Progress goes to stderr: a bar on a terminal, else a line every few seconds."""
+    output = check_format(output)
     settings = _settings()
     filters = filters_from(reason, event_type, source, since, until, ids)
 
     async def work() -> replay.RequeueReport:
         async with _ledger(settings) as ledger:
-            with _progress("requeueing" if not dry_run else "checking") as advance:
+            with progress_on(err, "checked" if dry_run else "requeued") as progress:
                 return await replay.requeue(
                     settings.amqp_url,
                     filters,
@@ -305,20 +352,25 @@ def requeue_command(
                     force=force,
                     rate=rate,
                     limit=limit,
-                    progress=advance,
+                    progress=progress,
                     marks=ledger.marks,
                 )
 
     report = _run(work())
     if output == "json":
-        _print_json({"dry_run": dry_run, "counts": report.counts(), "messages": report.actions})
+        print_json({"dry_run": dry_run, "counts": report.counts(), "messages": report.actions})
         return
-    title = "dry run: nothing changed" if dry_run else "requeue"
-    table = Table(title=title)
-    for column in ("id", "type", "queue", "verdict", "reason", "action", "note"):
-        table.add_column(column)
-    for action in report.actions:
-        table.add_row(
+    columns = (
+        Column("id", whole=True),
+        Column("type"),
+        Column("queue"),
+        Column("verdict"),
+        Column("reason"),
+        Column("action"),
+        Column("note"),
+    )
+    rows = [
+        (
             action["id"] or "",
             action["type"],
             action["queue"] or "",
@@ -327,7 +379,9 @@ def requeue_command(
             ("would " if dry_run else "") + action["action"],
             action["note"] or "",
         )
-    out.print(table)
+        for action in report.actions
+    ]
+    print_table(out, "dry run: nothing changed" if dry_run else "requeue", columns, rows)
     verb = "would requeue" if dry_run else "requeued"
     out.print(
         f"{report.selected} selected, {verb} {report.requeued} ({report.forced} forced), "
@@ -350,8 +404,8 @@ def export_command(
     """Write dead letters to FILE as JSON lines, losslessly; nothing is consumed."""
     settings = _settings()
     filters = filters_from(reason, event_type, source, since, until, ids)
-    with _progress("exporting") as advance:
-        count = _run(replay.export(settings.amqp_url, filters, file, limit, advance))
+    with progress_on(err, "exported") as progress:
+        count = _run(replay.export(settings.amqp_url, filters, file, limit, progress))
     out.print(f"exported {count} dead letters to {file}")
 
 
@@ -365,16 +419,15 @@ def import_command(
 
     async def work() -> int:
         async with _ledger(settings) as ledger:
-            with _progress("importing") as advance:
+            with progress_on(err, "imported") as progress:
                 return await replay.import_file(
-                    settings.amqp_url, file, ledger.audit, actor=_actor(by), progress=advance
+                    settings.amqp_url, file, ledger.audit, actor=_actor(by), progress=progress
                 )
 
     try:
         count = _run(work())
     except (OSError, ValueError) as exc:
-        err.print(f"[bold red]herald:[/] {exc}")
-        raise typer.Exit(code=2) from None
+        fail(str(exc))
     out.print(f"imported {count} dead letters from {file}")
 
 
@@ -392,25 +445,34 @@ def purge_command(
 ) -> None:
     """Delete the selected dead letters for good (export them first to keep a copy)."""
     if not yes:
-        err.print("[bold red]herald:[/] purge deletes messages for good: add --yes")
-        raise typer.Exit(code=2)
+        fail("purge deletes messages for good: add --yes")
     settings = _settings()
     filters = filters_from(reason, event_type, source, since, until, ids)
 
     async def work() -> int:
         async with _ledger(settings) as ledger:
-            with _progress("purging") as advance:
+            with progress_on(err, "purged") as progress:
                 return await replay.purge(
                     settings.amqp_url,
                     filters,
                     ledger.audit,
                     actor=_actor(by),
                     limit=limit,
-                    progress=advance,
+                    progress=progress,
                     marks=ledger.marks,
                 )
 
     out.print(f"purged {_run(work())} dead letters")
+
+
+def _lines(values: dict[str, Any]) -> str:
+    """A JSON object of the audit as `key: value` lines (nested values as compact JSON)."""
+    if not values:
+        return "-"
+    return "\n".join(
+        f"{key}: {value if isinstance(value, str) else json.dumps(value, default=json_default)}"
+        for key, value in sorted(values.items())
+    )
 
 
 @replay_app.command("audit")
@@ -419,7 +481,7 @@ def audit_command(
     output: FormatOption = "table",
 ) -> None:
     """Every requeue, import and purge: who, when, filters, counts, outcome."""
-    _check_format(output)
+    output = check_format(output)
     settings = _settings()
 
     async def work() -> list[AuditEntry]:
@@ -428,22 +490,30 @@ def audit_command(
 
     entries = _run(work())
     if output == "json":
-        _print_json([asdict(entry) for entry in entries])
+        print_json([asdict(entry) for entry in entries])
         return
-    table = Table(title=f"replay audit ({len(entries)})")
-    for column in ("id", "started", "actor", "action", "filters", "counts", "outcome"):
-        table.add_column(column)
-    for entry in entries:
-        table.add_row(
+    columns = (
+        Column("id"),
+        Column("started", whole=True),
+        Column("actor"),
+        Column("action"),
+        Column("filters"),
+        Column("counts"),
+        Column("outcome"),
+    )
+    rows = [
+        (
             str(entry.id),
-            entry.started_at.isoformat(timespec="seconds"),
+            iso(entry.started_at),
             entry.actor,
             entry.action + (" (dry run)" if entry.dry_run else ""),
-            json.dumps(entry.filters, sort_keys=True),
-            json.dumps(entry.counts, sort_keys=True),
-            entry.outcome,
+            _lines(entry.filters),
+            _lines(entry.counts),
+            entry.outcome + (f": {entry.detail}" if entry.detail else ""),
         )
-    out.print(table)
+        for entry in entries
+    ]
+    print_table(out, f"replay audit ({len(entries)})", columns, rows)
 
 
 # The suppression that blocked each blocked delivery, by (recipient, scope or None for `all`).
@@ -471,17 +541,20 @@ def deliveries_find(
     output: FormatOption = "table",
 ) -> None:
     """Was it sent to this person, when, with which Message-ID, and if not, why."""
-    _check_format(output)
+    output = check_format(output)
     if (event_id is None) == (recipient is None):
-        err.print("[bold red]herald:[/] give exactly one of --event-id and --recipient")
-        raise typer.Exit(code=2)
+        fail("give exactly one of --event-id and --recipient")
+    try:
+        since_at = parse_time(since)
+    except typer.BadParameter as exc:
+        fail(f"--since: {exc.message}")
     settings = _settings()
 
     async def work() -> tuple[list[DeliveryRecord], Blocking]:
         ledger = await SqlLedger.open(settings.database_url)
         try:
             found = await find_deliveries(
-                ledger, event_id=event_id, recipient=recipient, since=parse_time(since)
+                ledger, event_id=event_id, recipient=recipient, since=since_at
             )
             blocked = {
                 (record.recipient, blocked_scope(record.detail))
@@ -499,38 +572,35 @@ def deliveries_find(
 
     records, suppressions = _run(work())
     if output == "json":
-        _print_json([_found_json(record, suppressions) for record in records])
+        print_json([_found_json(record, suppressions) for record in records])
         return
-    table = Table(title=f"deliveries ({len(records)})")
     columns = (
-        "notification",
-        "to",
-        "status",
-        "when",
-        "Message-ID",
-        "attempts",
-        "rendered",
-        "detail",
+        Column("notification", whole=True),
+        Column("to", whole=True),
+        Column("status"),
+        Column("when", whole=True),
+        Column("Message-ID", whole=True),
+        Column("attempts"),
+        Column("rendered"),
+        Column("detail"),
     )
-    for column in columns:
-        table.add_column(column)
-    for record in records:
-        when = record.completed_at or record.last_attempt_at
-        rendered = (
-            f"{record.locale}, {record.brand}, templates {record.template_version}"
-            if record.template_version
-            else ""
-        )
-        table.add_row(
+    rows = [
+        (
             record.notification,
             record.recipient,
             record.status,
-            when.isoformat(timespec="seconds"),
+            iso(record.completed_at or record.last_attempt_at),
             record.message_id,
             str(record.attempts),
-            rendered,
+            (
+                f"{record.locale}, {record.brand}, templates {record.template_version}"
+                if record.template_version
+                else ""
+            ),
             record.detail or "",
         )
-    out.print(table)
+        for record in records
+    ]
+    print_table(out, f"deliveries ({len(records)})", columns, rows)
     if not records:
         out.print("nothing in the ledger: no notification was planned for that (or not yet)")

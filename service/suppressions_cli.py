@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import json
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -16,7 +15,6 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from herald.catalog.config import CATEGORIES
@@ -26,8 +24,10 @@ from herald.ledger.records import REASONS, Suppression
 from herald.ledger.store import SqlLedger
 from herald.ledger.suppressions import SuppressionList, normalise_address
 from herald.schemas.scalars import is_addr_spec
+from herald.service.cli_output import FORMATS, iso, print_json
 from herald.service.replay_cli import _actor, parse_time
 from herald.service.settings import load_settings
+from herald.service.tables import Column, print_table
 
 suppressions_app = typer.Typer(
     help="The suppression list: addresses Herald does not mail.", no_args_is_help=True
@@ -107,11 +107,14 @@ def list_command(
         str | None,
         typer.Option("--since", help="Added at or after: ISO 8601, or an age like 30m, 2h, 7d."),
     ] = None,
-    output: Annotated[str, typer.Option("--format", help="table or json.")] = "table",
+    output: Annotated[
+        str, typer.Option("--format", help="table or json (one JSON document on stdout).")
+    ] = "table",
 ) -> None:
     """The suppressions, oldest first."""
-    if output not in ("table", "json"):
-        _fail("--format is table or json")
+    output = output.lower()
+    if output not in FORMATS:
+        _fail(f"--format is table or json, not {output!r}")
     wanted = None if address is None else _address(address)
     wanted_reason = None if reason is None else _reason(reason)
     try:
@@ -120,22 +123,30 @@ def list_command(
         _fail(f"--since: {exc.message}")
     entries = _with_list(lambda listing: listing.entries(wanted, wanted_reason, after))
     if output == "json":
-        out.print_json(json.dumps([_json(entry) for entry in entries], default=str))
+        print_json([_json(entry) for entry in entries])
         return
-    table = Table(title=f"suppressions ({len(entries)})")
-    for column in ("address", "scope", "reason", "source", "added", "by", "evidence"):
-        table.add_column(column, overflow="fold")
-    for entry in entries:
-        table.add_row(
+    columns = (
+        Column("address", whole=True),
+        Column("scope", whole=True),
+        Column("reason"),
+        Column("source"),
+        Column("added", whole=True),
+        Column("by"),
+        Column("evidence"),
+    )
+    rows = [
+        (
             entry.address,
             entry.scope,
             entry.reason,
             entry.source,
-            entry.created_at.isoformat(timespec="seconds"),
+            iso(entry.created_at),
             entry.created_by,
             entry.evidence or "",
         )
-    out.print(table)
+        for entry in entries
+    ]
+    print_table(out, f"suppressions ({len(entries)})", columns, rows)
 
 
 @suppressions_app.command("add")

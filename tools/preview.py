@@ -24,13 +24,17 @@ from herald.catalog.spec import Catalog, NotificationSpec
 from herald.catalog.thresholds import evaluate
 from herald.consumers.delivery import InboundMessage
 from herald.errors import ConfigurationError, RejectedMessage
+from herald.renderers.branding import BrandConfig
 from herald.renderers.email import EmailRenderer, OutgoingEmail
+from herald.renderers.environment import Templates
+from herald.renderers.locales import canonical
 from herald.schemas.decode import decode
 from herald.schemas.envelope import Event
 from herald.schemas.examples import example_names, load_example
 from herald.schemas.interop import TeamsUsageReported
 
 PREVIEW_COPIES = "copies@partner.example"
+NO_PARTNER = "this event carries no partner to brand it with"
 
 
 def event_from(document: dict[str, Any]) -> Event:
@@ -100,20 +104,28 @@ def with_locale(document: dict[str, Any], locale: str) -> dict[str, Any]:
     return changed
 
 
+def partner_of(document: dict[str, Any]) -> dict[str, Any] | None:
+    """The organisation an event's `{brand}` is looked up by (`BrandConfig.brand_for`):
+    `data.partner`, else `data.organization` when it is a reseller or distributor."""
+    data = document.get("data")
+    if not isinstance(data, dict):
+        return None
+    partner = data.get("partner")
+    if isinstance(partner, dict):
+        return partner
+    organization = data.get("organization")
+    if isinstance(organization, dict) and organization.get("kind") in ("reseller", "distributor"):
+        return organization
+    return None
+
+
 def with_partner(document: dict[str, Any], partner_id: str) -> dict[str, Any]:
     """A copy whose partner (the organisation `{brand}` is looked up by) is `partner_id`, every
     reference to the partner's old id (a customer's `parent_id`, ...) following it."""
     data = document["data"]
-    partner = data.get("partner")
-    if not isinstance(partner, dict):
-        organization = data.get("organization")
-        if isinstance(organization, dict) and organization.get("kind") in (
-            "reseller",
-            "distributor",
-        ):
-            partner = organization
-        else:
-            raise ConfigurationError("this event carries no partner to brand it with")
+    partner = partner_of(document)
+    if partner is None:
+        raise ConfigurationError(NO_PARTNER)
     old_id = partner["id"]
 
     def replaced(value: Any) -> Any:
@@ -152,6 +164,34 @@ def preview(
     if not emails:
         raise ConfigurationError(f"{spec.id} has no recipient in this event")
     return sorted(emails, key=lambda email: email.envelope_to == PREVIEW_COPIES)
+
+
+def unknown_partner(brand: BrandConfig, partner: str | None) -> str | None:
+    """What to warn when `partner` has no brand of its own in the config: its emails are
+    rendered with the default brand (None when it has one, or none was asked for)."""
+    if partner is None or partner in brand.partners:
+        return None
+    known = ", ".join(sorted(brand.partners)) or "none"
+    return (
+        f"partner {partner!r} is not in the config's brand.partners (configured: {known}): "
+        f"rendered with the default brand {brand.default!r}"
+    )
+
+
+def unshipped_locale(templates: Templates, notification: str, locale: str | None) -> str | None:
+    """What to warn when `notification` has no templates in the language of `locale`: it is
+    rendered in the fallback's (None when its language is shipped: `de-AT` in German)."""
+    if locale is None:
+        return None
+    chosen = templates.template_set(notification, locale).locale
+    requested = canonical(locale)
+    if requested == chosen or requested.startswith(chosen + "-"):
+        return None
+    shipped = ", ".join(templates.locales(notification))
+    return (
+        f"locale {locale!r} is not shipped for {notification} (it ships {shipped}): "
+        f"rendered in {chosen}"
+    )
 
 
 def email_parts(email: OutgoingEmail) -> tuple[EmailMessage, str, str]:

@@ -22,11 +22,11 @@ import contextlib
 import fnmatch
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from herald.consumers.dead_letter_file import from_line, to_line
 from herald.consumers.dead_letters import (
@@ -52,7 +52,28 @@ REDACTED = "<redacted>"
 MAX_BODY_DEPTH = 64
 TOO_DEEP = "<nested too deeply>"
 SHOWN_RAW_BYTES = 4_096  # of an opaque body
-Progress = Callable[[int], None]  # called with how many messages were just handled
+# Why a message is in herald.dead-letter: Herald's `x-reject-reason` codes (EVENTS.md 11, and
+# `headers_too_large`), RabbitMQ's `x-death` reasons (Herald's queues only reach their
+# `delivery_limit`; a foreign queue bound to herald.dlx may have the others), and `unknown` for
+# a message with neither header. A `--reason` filter outside these is a mistake, not a filter.
+HERALD_REASONS = (
+    "body_too_large",
+    "headers_too_large",
+    "unsupported_content_type",
+    "malformed_json",
+    "schema_violation",
+    "unknown_event_type",
+)
+BROKER_REASONS = ("delivery_limit", "rejected", "expired", "maxlen")
+REASONS = (*HERALD_REASONS, *BROKER_REASONS, "unknown")
+
+
+class Progress(Protocol):
+    """Told how many messages an operation will handle, then of each one it handled."""
+
+    def start(self, total: int) -> None: ...
+
+    def advance(self, done: int) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +86,12 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     ids: tuple[str, ...] = ()
+    id_prefix: str | None = None  # `show`: ids that start with it
 
     def matches(self, entry: DeadLetter) -> bool:
         if self.reasons and entry.reason not in self.reasons:
+            return False
+        if self.id_prefix is not None and not (entry.event_id or "").startswith(self.id_prefix):
             return False
         if self.type_glob and not fnmatch.fnmatchcase(entry.event_type, self.type_glob):
             return False
@@ -341,9 +365,27 @@ async def list_dead_letters(
     )
 
 
-async def find_dead_letter(url: str, message_id: str) -> DeadLetter | None:
-    listing = await list_dead_letters(url, Filters(ids=(message_id,)), limit=1)
-    return listing.entries[0] if listing.entries else None
+@dataclass(frozen=True, slots=True)
+class Found:
+    """What `show ID` found: the dead letter whose id is ID, or the only one whose id starts
+    with it (`entry`), or None; and the distinct ids that start with it (`candidates`)."""
+
+    entry: DeadLetter | None
+    candidates: tuple[str, ...]
+
+
+async def find_dead_letter(url: str, prefix: str, marks: QueueMarks | None = None) -> Found:
+    """The dead letter with id `prefix`, else the one id starting with it. The whole queue is
+    read (and left in order) to know whether a prefix is ambiguous; an exact id wins over
+    longer ids it is a prefix of, and the first of several copies of one id is shown."""
+    listing = await list_dead_letters(url, Filters(id_prefix=prefix), marks=marks)
+    candidates = tuple(dict.fromkeys(entry.event_id or "" for entry in listing.entries))
+    exact = [entry for entry in listing.entries if entry.event_id == prefix]
+    if exact:
+        return Found(exact[0], candidates)
+    if len(candidates) == 1:
+        return Found(listing.entries[0], candidates)
+    return Found(None, candidates)
 
 
 @dataclass
@@ -393,6 +435,8 @@ async def requeue(
         async with DeadLetterSession(url, connection_name="herald-replay-requeue") as session:
             selection = await select(session, filters, limit)
             report.selected = len(selection.selected)
+            if progress is not None:
+                progress.start(report.selected)
             started = asyncio.get_running_loop().time()
             for held, entry in selection.selected:
                 verdict = revalidate(entry)
@@ -426,7 +470,7 @@ async def requeue(
                 else:
                     report.still_invalid += 1
                 if progress is not None:
-                    progress(1)
+                    progress.advance(1)
             await record_oldest(marks, selection)
     except BaseException as exc:
         await _finish_quietly(audit, audit_id, "failed", report.counts(), repr(exc))
@@ -481,11 +525,13 @@ async def purge(
     try:
         async with DeadLetterSession(url, connection_name="herald-replay-purge") as session:
             selection = await select(session, filters, limit)
+            if progress is not None:
+                progress.start(len(selection.selected))
             for held, _ in selection.selected:
                 await session.remove(held)
                 purged += 1
                 if progress is not None:
-                    progress(1)
+                    progress.advance(1)
             await record_oldest(marks, selection)
     except BaseException as exc:
         await _finish_quietly(audit, audit_id, "failed", {"purged": purged}, repr(exc))
@@ -507,7 +553,8 @@ async def export(
         lines = [to_line(held.message) for held, _ in selection.selected]
         await asyncio.to_thread(_write_lines, path, lines)
         if progress is not None:
-            progress(len(lines))
+            progress.start(len(lines))
+            progress.advance(len(lines))
     return len(lines)
 
 
@@ -545,11 +592,13 @@ async def import_file(
     imported = 0
     try:
         async with DeadLetterSession(url, connection_name="herald-replay-import") as session:
+            if progress is not None:
+                progress.start(len(messages))
             for message in messages:
                 await session.publish_dead_letter(message)
                 imported += 1
                 if progress is not None:
-                    progress(1)
+                    progress.advance(1)
     except BaseException as exc:
         await _finish_quietly(audit, audit_id, "failed", {"imported": imported}, repr(exc))
         raise

@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from email import message_from_bytes, policy
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from herald.errors import ConfigurationError
+from herald.renderers.branding import BrandConfig
+from herald.renderers.email import EmailRenderer
+from herald.renderers.environment import DEFAULT_TEMPLATES_DIR, Templates
 from herald.schemas.examples import load_example
 from herald.service.cli import app
-from herald.tools.gallery import GalleryPage, build_gallery
+from herald.service.settings import Settings
+from herald.tools.gallery import DEFAULT_BRAND_NOTE, GalleryPage, build_gallery
 from tests import support
 
 RUNNER = CliRunner()
@@ -157,3 +163,114 @@ def test_gallery_command_writes_the_site(tmp_path: Path) -> None:
     assert f"{pages} pages for {len(support.catalog())} notification types" in result.output
     assert (tmp_path / "site" / "index.html").is_file()
     assert (tmp_path / "site" / "gallery.css").is_file()
+
+
+EXAMPLE_CONFIG = Path(__file__).parents[2] / "deploy" / "config" / "herald.example.yaml"
+
+
+def test_a_partner_gallery_renders_partnerless_types_with_the_default_brand(
+    tmp_path: Path,
+) -> None:
+    # Given the example config, which brands org-1204
+    site = tmp_path / "site"
+    result = RUNNER.invoke(
+        app, ["gallery", str(site), "--partner", "org-1204", "--config", str(EXAMPLE_CONFIG)]
+    )
+    # Then every type is rendered
+    assert result.exit_code == 0, result.output
+    pages = sum(len(support.templates().locales(spec.id)) for spec in support.catalog())
+    assert f"{pages} pages for 77 notification types" in result.stdout
+    # as the partner where its event carries one
+    branded = (site / "n" / "order_confirmation_new.en.html").read_text("utf-8")
+    assert "brand <code>org-1204</code>" in branded and DEFAULT_BRAND_NOTE not in branded
+    # and with the default brand, saying so, where it carries none
+    plain = (site / "n" / "organization_status_changed.en.html").read_text("utf-8")
+    assert "brand <code>default</code>" in plain
+    assert f'<p class="note" id="note">{DEFAULT_BRAND_NOTE}</p>' in plain
+    assert "organization_status_changed" in result.stderr
+    assert "rendered with the default brand" in result.stderr
+    index = (site / "index.html").read_text("utf-8")
+    assert "whose events carry no partner, with the default brand" in index
+
+
+def test_a_notification_that_fails_is_named_and_the_site_is_left_as_it_was(
+    tmp_path: Path,
+) -> None:
+    # Given templates whose last notification type refers to a value no event has
+    last = list(support.catalog())[-1].id
+    folder = tmp_path / "templates"
+    shutil.copytree(DEFAULT_TEMPLATES_DIR, folder)
+    (folder / last / "subject.txt").write_text("{{ no_such_value }}\n", "utf-8")
+    templates = Templates(folder)
+    renderer = EmailRenderer(templates, BrandConfig(), Settings().sender)
+    # and a site already there
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "index.html").write_text("the site of yesterday", "utf-8")
+    # When the gallery is built, it fails naming the type
+    with pytest.raises(ConfigurationError, match=f"^{last} \\(en\\) could not be rendered: "):
+        build_gallery(site, support.catalog(), templates, renderer)
+    # Then the site is as it was, and no scratch folder is left
+    assert [path.name for path in site.iterdir()] == ["index.html"]
+    assert (site / "index.html").read_text("utf-8") == "the site of yesterday"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["site", "templates"]
+
+
+def test_a_gallery_rebuilt_in_place_replaces_its_pages_and_keeps_other_files(
+    tmp_path: Path,
+) -> None:
+    site = tmp_path / "site"
+    (site / "n").mkdir(parents=True)
+    (site / "n" / "stale.en.html").write_text("a page of a removed type", "utf-8")
+    (site / "README.txt").write_text("kept", "utf-8")
+    pages = build_gallery(site, support.catalog(), support.templates(), support.renderer())
+    assert (site / "README.txt").read_text("utf-8") == "kept"
+    assert not (site / "n" / "stale.en.html").exists()
+    assert all((site / page.path).is_file() for page in pages)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["site"]
+
+
+def test_the_gallery_warns_of_a_partner_the_config_does_not_brand(tmp_path: Path) -> None:
+    result = RUNNER.invoke(
+        app,
+        [
+            "gallery",
+            str(tmp_path / "site"),
+            "--partner",
+            "org-9999",
+            "--config",
+            str(EXAMPLE_CONFIG),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (
+        "herald: warning: partner 'org-9999' is not in the config's brand.partners "
+        "(configured: org-1204): rendered with the default brand 'Cloud Portal'\n"
+    ) in result.stderr
+    page = (tmp_path / "site" / "n" / "order_confirmation_new.en.html").read_text("utf-8")
+    assert "brand <code>default</code>" in page
+
+
+@pytest.mark.parametrize(
+    ("arguments", "warning"),
+    [
+        (
+            ["preview", "plan_renewed", "--locale", "fr"],
+            "locale 'fr' is not shipped for plan_renewed (it ships en, de): rendered in en",
+        ),
+        (
+            ["preview", "order_confirmation_new", "--partner", "org-9999"],
+            "partner 'org-9999' is not in the config's brand.partners (configured: none): "
+            "rendered with the default brand 'Cloud Portal'",
+        ),
+        (["preview", "plan_renewed", "--locale", "de-AT"], None),  # German, dated as in Austria
+    ],
+)
+def test_preview_warns_instead_of_falling_back_silently(
+    arguments: list[str], warning: str | None
+) -> None:
+    result = RUNNER.invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    assert "Provenance: templates " in result.stdout
+    said = [line for line in result.stderr.splitlines() if line.startswith("herald:")]
+    assert said == ([] if warning is None else [f"herald: warning: {warning}"])

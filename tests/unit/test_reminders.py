@@ -436,6 +436,38 @@ async def test_reminders_list_command_shows_each_status(world: World, tmp_path: 
     assert "plan_expiry_reminder" not in other.output
 
 
+async def test_reminders_list_as_json_with_whole_ids_in_80_columns(
+    world: World, tmp_path: Path
+) -> None:
+    import asyncio
+    import json
+    import re
+
+    from typer.testing import CliRunner
+
+    from herald.service.cli import app
+
+    world.clock.set("2026-03-20T09:00:00")
+    await world.publish(plan_event(at="2026-03-20T09:00:00Z", expires="2026-03-31T00:00:00Z"))
+    env = {"HERALD_DATABASE_URL": f"sqlite:///{tmp_path}/ledger.db", "COLUMNS": "80"}
+    # The command runs its own event loop: run it in a thread, as from a shell.
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app, ["reminders", "list", "--format", "json"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)  # one document, nothing else on stdout
+    assert {row["entity_id"] for row in rows} == {PLAN_ID}
+    assert sorted(row["status"] for row in rows) == ["missed"] * 3 + ["pending"]
+    for row in rows:
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d", row["fire_date"])
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?\+00:00", row["updated_at"])
+    table = await asyncio.to_thread(CliRunner().invoke, app, ["reminders", "list"], env=env)
+    assert table.exit_code == 0, table.output
+    assert "…" not in table.stdout
+    for row in rows:
+        assert row["notification"] in table.stdout and PLAN_ID in table.stdout
+
+
 async def test_an_event_arriving_while_a_reminder_fires_leaves_it_alone(world: World) -> None:
     await world.publish(plan_event(expires="2026-03-31T00:00:00Z"))
     world.clock.set("2026-03-28T08:00:00")
