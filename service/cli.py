@@ -85,9 +85,15 @@ def dev_smtp_command(
     outbox: Annotated[Path, typer.Option(help="Where messages are written.")] = Path("outbox"),
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
 ) -> None:
-    """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml)."""
+    """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml, its
+    HTML part beside it, and OUTBOX/index.html listing them)."""
     controller = start_dev_smtp(outbox, port=port)
-    console.print(f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/ (Ctrl-C to stop)")
+    console.print(
+        f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/; "
+        f"open {outbox}/index.html to read them (Ctrl-C to stop)",
+        markup=False,
+        highlight=False,
+    )
     try:
         asyncio.run(_forever())
     except KeyboardInterrupt:
