@@ -1,15 +1,26 @@
-# The two commands of the README: `make run` and `make test`. Both set everything up first.
-.PHONY: run test lint bench soak setup services
+# The two commands of the README: `make run` and `make test`. Both set everything up first:
+# `make run` only what running needs, `make test` everything the tests and linters need.
+.PHONY: run test lint bench soak setup setup-run services services-run
 
+## Herald with its dev extras (test, lint and type tools) in .venv.
 setup:
-	@scripts/bootstrap.sh
+	@scripts/bootstrap.sh dev
 
+## Herald and its runtime dependencies only; an existing dev install satisfies it as well.
+setup-run:
+	@scripts/bootstrap.sh runtime
+
+## RabbitMQ, PostgreSQL and the tools the tests call (installed from Debian's packages if missing).
 services:
-	@scripts/ensure-services.sh
+	@scripts/ensure-services.sh --for test
 
-## Run Herald on embedded defaults: SQLite ledger, dev SMTP sink writing ./outbox/*.eml,
-## RabbitMQ on localhost.
-run: setup services
+## RabbitMQ; PostgreSQL only when HERALD_DATABASE_URL names one on this machine.
+services-run:
+	@scripts/ensure-services.sh --for run
+
+## Run Herald on embedded defaults: SQLite ledger, dev SMTP sink writing ./outbox/ (each email
+## as .eml and .html, and index.html), RabbitMQ on localhost.
+run: setup-run services-run
 	.venv/bin/herald run --dev-smtp
 
 lint: setup

@@ -35,10 +35,11 @@ from herald.senders.pace import PaceObserver
 from herald.senders.smtp import SmtpOptions, SmtpSender
 from herald.senders.webhook import WebhookObserver, WebhookSender, load_secrets
 from herald.service.bounce_smtp import BounceListener, bounce_listener_for
-from herald.service.http import build_app, start_http
+from herald.service.http import bound_port, build_app, start_http
 from herald.service.metrics import Metrics
 from herald.service.public_http import public_app_for
 from herald.service.settings import ConfigFile, Settings, load_config_file
+from herald.service.startup import DevSink, StartupSummary, announce, summarize
 from herald.workflow.pipeline import Pipeline
 from herald.workflow.reminders import ReminderScheduler
 from herald.workflow.thresholds import ThresholdAlerts
@@ -218,7 +219,7 @@ class Service:
         self.ledger_watch = asyncio.create_task(
             self._pause_while_ledger_down(), name="herald-ledger-watch"
         )
-        log.info("herald started", extra={"http_port": self.settings.http_port})
+        # `herald run` logs what it is connected to once started (service/startup.py).
 
     async def stop(self) -> None:
         log.info("herald stopping", extra={"grace_seconds": self.settings.shutdown_grace_seconds})
@@ -324,7 +325,23 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
     return service
 
 
-async def run_until_signalled(settings: Settings) -> None:
+def startup_summary(service: Service, dev_sink: DevSink | None = None) -> StartupSummary:
+    """What a started service is connected to, with the ports it actually bound."""
+    assert service.http is not None, "the service is started"
+    return summarize(
+        service.settings,
+        http_port=bound_port(service.http),
+        public_port=None if service.public_http is None else bound_port(service.public_http),
+        bounce_port=None if service.bounce_listener is None else service.bounce_listener.port,
+        dev_sink=dev_sink,
+    )
+
+
+async def run_until_signalled(
+    settings: Settings, dev_sink: DevSink | None = None, plain_summary: bool = False
+) -> None:
+    """Run until SIGTERM or SIGINT. Once started, log the start-up summary (one JSON line) and,
+    with `plain_summary`, print it as a block for a person too."""
     if faultpoints.armed():
         log.warning("fault injection armed", extra={"point": faultpoints.armed()})
     service = await build_service(settings)
@@ -333,6 +350,7 @@ async def run_until_signalled(settings: Settings) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     await service.start()
+    announce(startup_summary(service, dev_sink), plain=plain_summary)
     try:
         await stop.wait()
     finally:

@@ -69,18 +69,22 @@ def run(
 ) -> None:
     """Consume all five domains, run the scheduler and serve /metrics, /healthz, /readyz."""
     from herald.service.app import run_until_signalled
+    from herald.service.startup import DevSink
 
     controller = None
+    sink = None
     if dev_smtp:
         controller = start_dev_smtp(outbox, port=dev_smtp_port)
-        os.environ["HERALD_SMTP_HOST"] = "127.0.0.1"
+        sink = DevSink("127.0.0.1", dev_smtp_port, outbox)
+        os.environ["HERALD_SMTP_HOST"] = sink.host
         os.environ["HERALD_SMTP_PORT"] = str(dev_smtp_port)
-        console.print(f"dev SMTP sink on 127.0.0.1:{dev_smtp_port}, writing to {outbox}/")
+    # Once started, the summary: a JSON line always, the plain block for a person.
+    plain_summary = dev_smtp or sys.stderr.isatty()
     try:
         settings = load_settings()
         configure_logging(settings.log_level)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # libuv's loop
-            runner.run(run_until_signalled(settings))
+            runner.run(run_until_signalled(settings, sink, plain_summary))
     except ConfigurationError as exc:
         _fail(str(exc))
     finally:
@@ -93,9 +97,15 @@ def dev_smtp_command(
     outbox: Annotated[Path, typer.Option(help="Where messages are written.")] = Path("outbox"),
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
 ) -> None:
-    """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml)."""
+    """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml, its
+    HTML part beside it, and OUTBOX/index.html listing them)."""
     controller = start_dev_smtp(outbox, port=port)
-    console.print(f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/ (Ctrl-C to stop)")
+    console.print(
+        f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/; "
+        f"open {outbox}/index.html to read them (Ctrl-C to stop)",
+        markup=False,
+        highlight=False,
+    )
     try:
         asyncio.run(_forever())
     except KeyboardInterrupt:

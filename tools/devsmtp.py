@@ -1,31 +1,29 @@
-"""A development SMTP sink: accepts every message and writes it as an `.eml` file.
+"""A development SMTP sink: accepts every message and writes it into an outbox folder as an
+`.eml` file, its HTML part as an `.html` file beside it, and an `index.html` listing them all
+(`tools/outbox.py`).
 
 Used by `herald dev-smtp` and `herald run --dev-smtp` so the service runs without a mail server.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+from herald.tools.outbox import Outbox
+
 
 class OutboxHandler:
     def __init__(self, outbox: Path) -> None:
         self.outbox = outbox
-        outbox.mkdir(parents=True, exist_ok=True)
+        self._files = Outbox(outbox)
 
     async def handle_DATA(self, _server: Any, _session: Any, envelope: Envelope) -> str:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%f")
-        path = self.outbox / f"{stamp}-{uuid.uuid4().hex[:8]}.eml"
-        content = envelope.original_content or b""
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(content)
-        temporary.rename(path)  # readers never see a half-written file
+        # The controller's own thread and loop run this: Herald's loop never waits on the disk.
+        self._files.store(envelope.original_content or b"")
         return "250 OK stored"
 
 
