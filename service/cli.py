@@ -1,11 +1,17 @@
 """The `herald` command line (typer): run, topology (declare, definitions), dev-smtp, catalog,
 preview, gallery, schemas, reminders, publish-example, replay (dead letters), deliveries
-(support) and suppressions."""
+(support) and suppressions.
+
+An operator error of any command (a bad setting, the broker or ledger unreachable, a port in
+use, an unusable output folder) ends in one line and its exit code (`service/failures.py`),
+through the command group below rather than a handler per command.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -14,22 +20,43 @@ from typing import Annotated, Any
 import aio_pika
 import typer
 import uvloop
+from aiosmtpd.controller import Controller
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 from herald.consumers.connection import connect_with_retry
 from herald.consumers.topology import declare, definitions
-from herald.errors import ConfigurationError
 from herald.ledger.schedules import ReminderListing
 from herald.schemas.examples import example_names
-from herald.service.logs import configure_logging
+from herald.service.failures import cannot_listen, operator_error, report
+from herald.service.logs import configure_logging, plain_logging, tell
+from herald.service.output_dir import ensure_output_dir
 from herald.service.replay_cli import deliveries_app, replay_app
 from herald.service.settings import load_settings
 from herald.service.suppressions_cli import suppressions_app
 from herald.tools.devsmtp import start_dev_smtp
 from herald.tools.publish import publish_examples
 
-app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
+
+class HeraldCommands(TyperGroup):
+    """The `herald` group: whatever command fails on an operator error ends in one line (a JSON
+    record under `herald run`) and the error's exit code, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context (recent typer vendors click)
+        plain_logging()  # `herald run` replaces it with JSON lines
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            error = operator_error(exc)
+            if error is None:
+                raise  # a bug: its traceback is what a developer needs
+            raise typer.Exit(code=report(error)) from None
+
+
+app = typer.Typer(
+    help="Herald, the notification service.", no_args_is_help=True, cls=HeraldCommands
+)
 topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
 app.add_typer(topology_app, name="topology")
 reminders_app = typer.Typer(help="Scheduled reminders.", no_args_is_help=True)
@@ -45,8 +72,45 @@ console = Console(stderr=True)
 
 
 def _fail(message: str) -> None:
-    console.print(f"[bold red]herald:[/] {message}")
+    tell(logging.ERROR, message)
     raise typer.Exit(code=2)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from herald.service.app import herald_version
+
+        print(f"herald {herald_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _herald(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print `herald <version>` and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Herald, the notification service."""
+
+
+def _dev_smtp(outbox: Path, port: int, option: str) -> Controller:
+    """Start the development SMTP sink on 127.0.0.1:`port`; CannotListen names the address
+    and `option` when it cannot bind."""
+    host = "127.0.0.1"
+    if not 0 <= port <= 65535:
+        raise cannot_listen("the dev SMTP sink", host, port, OverflowError(port), option)
+    try:
+        return start_dev_smtp(outbox, host=host, port=port)
+    except OSError as exc:
+        if exc.filename is not None:  # the outbox, not the socket
+            raise
+        raise cannot_listen("the dev SMTP sink", host, port, exc, option) from exc
 
 
 @app.command()
@@ -62,9 +126,12 @@ def run(
     """Consume all five domains, run the scheduler and serve /metrics, /healthz, /readyz."""
     from herald.service.app import run_until_signalled
 
+    # JSON lines on stderr from the start: a typo'd variable's warning, a bad setting and the
+    # error that stops the start are records too (HeraldCommands logs the last).
+    configure_logging("INFO")
     controller = None
     if dev_smtp:
-        controller = start_dev_smtp(outbox, port=dev_smtp_port)
+        controller = _dev_smtp(outbox, dev_smtp_port, "--dev-smtp-port")
         os.environ["HERALD_SMTP_HOST"] = "127.0.0.1"
         os.environ["HERALD_SMTP_PORT"] = str(dev_smtp_port)
         console.print(f"dev SMTP sink on 127.0.0.1:{dev_smtp_port}, writing to {outbox}/")
@@ -73,8 +140,6 @@ def run(
         configure_logging(settings.log_level)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # libuv's loop
             runner.run(run_until_signalled(settings))
-    except ConfigurationError as exc:
-        _fail(str(exc))
     finally:
         if controller is not None:
             controller.stop()
@@ -86,7 +151,7 @@ def dev_smtp_command(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8025,
 ) -> None:
     """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml)."""
-    controller = start_dev_smtp(outbox, port=port)
+    controller = _dev_smtp(outbox, port, "--port")
     console.print(f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/ (Ctrl-C to stop)")
     try:
         asyncio.run(_forever())
@@ -103,12 +168,7 @@ async def _forever() -> None:
 @topology_app.command("declare")
 def topology_declare() -> None:
     """Declare exchanges, queues, bindings, DLX and DLQ exactly as EVENTS.md section 2."""
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return
-    asyncio.run(_declare(settings.amqp_url))
+    asyncio.run(_declare(load_settings().amqp_url))
 
 
 @topology_app.command("definitions")
@@ -144,9 +204,6 @@ def publish_example(
     try:
         settings = load_settings()
         published = asyncio.run(publish_examples(settings.amqp_url, names, copies))
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return
     except aio_pika.exceptions.DeliveryError:
         _fail("the broker could not route the event: run `herald topology declare` first")
         return
@@ -241,13 +298,10 @@ def preview_command(
     except (OSError, ValueError) as exc:
         _fail(f"cannot read the event: {exc}")
         return
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return
     email = emails[0]
     message, text, html = email_parts(email)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(out)
         (out / "subject.txt").write_text(email.subject + "\n", "utf-8")
         (out / "body.txt").write_text(text, "utf-8")
         (out / "body.html").write_text(html, "utf-8")
@@ -277,12 +331,9 @@ def gallery_command(
     """Render every notification type, in each locale it ships, into a static site."""
     from herald.tools.gallery import build_gallery
 
-    try:
-        catalog, templates, renderer = _renderer(config)
-        pages = build_gallery(out_dir, catalog, templates, renderer, partner)
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return
+    ensure_output_dir(out_dir)
+    catalog, templates, renderer = _renderer(config)
+    pages = build_gallery(out_dir, catalog, templates, renderer, partner)
     print(f"{len(pages)} pages for {len(catalog)} notification types: {out_dir / 'index.html'}")
 
 
@@ -293,6 +344,7 @@ def schemas_export(directory: Path) -> None:
     from herald.schemas.registry import EVENT_SCHEMAS
     from herald.service.app import herald_version
 
+    ensure_output_dir(directory)
     count = export(directory, EVENT_SCHEMAS, herald_version())
     console.print(f"wrote {count} event schemas and asyncapi.yaml to {directory}/")
 
@@ -302,12 +354,7 @@ def reminders_list(
     entity: Annotated[str | None, typer.Option("--entity", help="Only this entity id.")] = None,
 ) -> None:
     """Pending, sent, cancelled and missed reminders, for support."""
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return
-    rows = asyncio.run(_reminder_rows(settings.database_url, entity))
+    rows = asyncio.run(_reminder_rows(load_settings().database_url, entity))
     table = Table(title=f"Reminders ({len(rows)})")
     for column in ("entity", "notification", "cycle", "offset", "fire date", "status", "updated"):
         table.add_column(column)
