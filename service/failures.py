@@ -30,7 +30,7 @@ def operator_error(error: BaseException) -> ConfigurationError | OperatorError |
     if isinstance(error, OSError) and error.filename is not None:
         # A file or folder a command writes (a folder that is a file, a read-only mount);
         # commands reading a file given to them report it themselves.
-        reason = error.strerror or type(error).__name__
+        reason = (error.strerror or type(error).__name__).lower()
         return OutputPathUnusable(f"cannot write: {reason}", str(error.filename))
     return None
 

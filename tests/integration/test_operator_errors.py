@@ -179,21 +179,41 @@ def test_run_with_an_unreachable_ledger_stays_json_and_exits_4(tmp_path: Path) -
 # Listening -------------------------------------------------------------------------------------
 
 
-def test_run_with_its_http_port_in_use_stays_json_and_exits_5(
-    tmp_path: Path, port_in_use: int, amqp_url: str
+@pytest.mark.parametrize(
+    ("listener", "setting", "variables"),
+    [
+        ("metrics and probes", "HERALD_HTTP_PORT", {}),
+        (
+            "the public listener",
+            "HERALD_PUBLIC_HTTP_PORT",
+            {"HERALD_PUBLIC_HTTP_HOST": "127.0.0.1"},
+        ),
+        (
+            "the bounce listener",
+            "HERALD_BOUNCE_SMTP_PORT",
+            {
+                "HERALD_BOUNCE_SMTP_HOST": "127.0.0.1",
+                "HERALD_BOUNCE_DOMAIN": "bounces.operator.example",
+                "HERALD_BOUNCE_SECRET": "a-secret-for-the-test",
+            },
+        ),
+    ],
+    ids=["metrics", "public", "bounces"],
+)
+def test_run_with_a_port_in_use_stays_json_and_exits_5(
+    tmp_path: Path,
+    port_in_use: int,
+    amqp_url: str,
+    listener: str,
+    setting: str,
+    variables: dict[str, str],
 ) -> None:
-    done = herald(
-        tmp_path,
-        "run",
-        HERALD_AMQP_URL=amqp_url,
-        HERALD_HTTP_HOST="127.0.0.1",
-        HERALD_HTTP_PORT=str(port_in_use),
-    )
+    ports = {"HERALD_HTTP_HOST": "127.0.0.1", "HERALD_HTTP_PORT": "0", setting: str(port_in_use)}
+    done = herald(tmp_path, "run", HERALD_AMQP_URL=amqp_url, **ports, **variables)
     assert done.returncode == 5, done.stderr
     record = fatal(done)
     assert record["message"] == (
-        "metrics and probes cannot listen: address already in use "
-        f"(127.0.0.1:{port_in_use}, HERALD_HTTP_PORT)"
+        f"{listener} cannot listen: address already in use (127.0.0.1:{port_in_use}, {setting})"
     )
     assert record["exit_code"] == 5
 
@@ -247,6 +267,13 @@ def test_an_output_folder_that_cannot_be_written_is_named_and_exits_6(
     line = one_line(done)
     assert done.returncode == 6, done.stderr
     assert line == f"herald: cannot write the output folder: {reason} ({path})"
+
+
+def test_an_output_file_that_cannot_be_written_is_named_and_exits_6(tmp_path: Path) -> None:
+    done = herald(tmp_path, "topology", "definitions", "--output", str(tmp_path))
+    line = one_line(done)
+    assert done.returncode == 6, done.stderr
+    assert line == f"herald: cannot write: is a directory ({tmp_path})"
 
 
 # Settings --------------------------------------------------------------------------------------
