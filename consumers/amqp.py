@@ -62,7 +62,13 @@ from herald.consumers.topology import (
     queue_name,
     retry_queue_name,
 )
-from herald.errors import HeraldError, RejectedMessage, TransientError, retry_reason
+from herald.errors import (
+    BrokerUnreachable,
+    HeraldError,
+    RejectedMessage,
+    TransientError,
+    retry_reason,
+)
 from herald.faultpoints import crash_point
 
 log = logging.getLogger(__name__)
@@ -246,7 +252,13 @@ class DomainConsumers:
                     await asyncio.wait_for(self._watch_for_broker_cancel(link), 1)
                     if self._should_consume(link) and link.connection.connected.is_set():
                         await self._consume(link)  # a consume that failed earlier
-                except (AMQPError, ConnectionError, RuntimeError, TimeoutError) as exc:
+                except (
+                    AMQPError,
+                    BrokerUnreachable,  # reopening the connection failed: the next pass retries
+                    ConnectionError,
+                    RuntimeError,
+                    TimeoutError,
+                ) as exc:
                     log.warning(
                         "watchdog pass failed", extra={"domain": domain, "error": repr(exc)}
                     )

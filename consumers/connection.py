@@ -1,15 +1,19 @@
 """Connecting to RabbitMQ: a robust connection, its first connect retried, with a heartbeat
-short enough to notice a frozen broker or a network blackhole."""
+short enough to notice a frozen broker or a network blackhole. A connect that fails for good
+raises BrokerUnreachable naming host:port, vhost and user (never the password)."""
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
-from aiormq.exceptions import AMQPError
+from aiormq.exceptions import AMQPError, InvalidFrameError, ProbableAuthenticationError
 from yarl import URL
+
+from herald.errors import BrokerUnreachable
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +34,66 @@ def with_default_heartbeat(url: str) -> str:
 async def connect_with_retry(
     url: str, name: str, attempts: int, delay_seconds: float = 2.0
 ) -> AbstractRobustConnection:
-    """`connect_robust` does not retry the first connect (aio-pika #202): do it here."""
-    url = with_default_heartbeat(url)
+    """`connect_robust` does not retry the first connect (aio-pika #202): do it here. A vhost
+    that does not exist or a refused login is not retried. Raises BrokerUnreachable."""
+    with_heartbeat = with_default_heartbeat(url)
     for attempt in range(1, attempts + 1):
         try:
-            return await aio_pika.connect_robust(url, client_properties={"connection_name": name})
+            return await aio_pika.connect_robust(
+                with_heartbeat, client_properties={"connection_name": name}
+            )
         except (AMQPError, ConnectionError, OSError) as exc:
-            if attempt == attempts:
-                raise
-            log.warning(
+            error = broker_unreachable(url, exc)
+            if attempt == attempts or _refused_for_good(exc):
+                raise error from exc
+            # INFO: `herald run` shows it (JSON, level INFO by default); a one-shot command
+            # ends with one line saying why it gave up instead
+            log.info(
                 "broker not reachable, retrying",
-                extra={"attempt": attempt, "error": f"{type(exc).__name__}"},
+                extra={"attempt": attempt, "error": error.what, "broker": error.where},
             )
             await asyncio.sleep(delay_seconds)
     raise AssertionError("unreachable")
+
+
+def broker_unreachable(url: str, error: BaseException) -> BrokerUnreachable:
+    """A failed connect to `url` as Herald's error: why, and host:port, vhost and user."""
+    return BrokerUnreachable(f"cannot connect to the broker: {_reason(error)}", broker_where(url))
+
+
+def broker_where(url: str) -> str:
+    """`127.0.0.1:5672, vhost /, user guest`: the broker a URL names, without its password
+    (and not as a URL, which the log formatter would mask)."""
+    parsed = URL(url)
+    port = parsed.port or (5671 if parsed.scheme == "amqps" else 5672)
+    vhost = parsed.path.strip("/") or "/"  # as aiormq reads it
+    return f"{parsed.host or 'localhost'}:{port}, vhost {vhost}, user {parsed.user or 'guest'}"
+
+
+def _vhost_refused(error: BaseException) -> bool:
+    """RabbitMQ answered Connection.Open with Connection.Close: the vhost does not exist, or
+    the user may not use it (aiormq keeps only the frame's type, not its reply text)."""
+    text = str(error)
+    return (
+        isinstance(error, InvalidFrameError)
+        and "Connection.OpenOk" in text
+        and "Connection.Close" in text
+    )
+
+
+def _refused_for_good(error: BaseException) -> bool:
+    return isinstance(error, ProbableAuthenticationError) or _vhost_refused(error)
+
+
+def _reason(error: BaseException) -> str:
+    if _vhost_refused(error):
+        return "the vhost does not exist or the user has no access to it"
+    if isinstance(error, ProbableAuthenticationError):
+        return "login refused"
+    if isinstance(error, TimeoutError):
+        return "no answer"
+    if isinstance(error, OSError) and error.errno == errno.ECONNREFUSED:
+        return "connection refused"
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror.lower()
+    return type(error).__name__

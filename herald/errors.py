@@ -8,7 +8,15 @@
     ├── PermanentError         will never succeed for this item: record it and move on
     │   ├── PermanentSendError a 5xx reply
     │   └── PermanentWebhookError  a webhook receiver's 4xx other than 408 and 429
-    └── ConfigurationError     the service itself is misconfigured (settings, catalog, templates)
+    ├── ConfigurationError     the service itself is misconfigured (settings, catalog, templates)
+    └── OperatorError          a command cannot reach or use something outside Herald
+        ├── BrokerUnreachable      RabbitMQ refused or did not answer (host:port, vhost, user)
+        ├── LedgerUnreachable      the ledger's database could not be opened
+        ├── CannotListen           a server could not bind its host:port
+        └── OutputPathUnusable     a folder or file a command writes is not usable
+
+The `herald` command ends on a ConfigurationError or an OperatorError with one line and the
+error's `exit_code` (README, "Exit codes"); every other error is a bug and keeps its traceback.
 
 This module imports nothing from Herald, so every stage can depend on it.
 """
@@ -101,6 +109,44 @@ class PermanentWebhookError(PermanentError):
 
 class ConfigurationError(HeraldError):
     """Herald's own configuration is wrong; start-up stops with this message."""
+
+    exit_code = 2  # as click's usage errors
+
+
+class OperatorError(HeraldError):
+    """Something outside Herald that a command needs is missing or refuses: `what` failed and
+    `where` (host:port, path, setting; never a password). The message is `what (where)`."""
+
+    exit_code = 1
+
+    def __init__(self, what: str, where: str) -> None:
+        self.what = what
+        self.where = where
+        super().__init__(f"{what} ({where})")
+
+
+class BrokerUnreachable(OperatorError):
+    """RabbitMQ could not be reached, or refused the connection (login, vhost)."""
+
+    exit_code = 3
+
+
+class LedgerUnreachable(OperatorError):
+    """The ledger's database could not be reached or opened."""
+
+    exit_code = 4
+
+
+class CannotListen(OperatorError):
+    """A server could not listen on its host:port (in use, not an address here, bad port)."""
+
+    exit_code = 5
+
+
+class OutputPathUnusable(OperatorError):
+    """A folder or file a command writes cannot be created or written."""
+
+    exit_code = 6
 
 
 def error_class(error: BaseException) -> str:

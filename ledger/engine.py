@@ -61,6 +61,19 @@ def sqlite_file(url: str) -> str | None:
     return os.path.abspath(database)
 
 
+def ledger_where(url: str) -> str:
+    """Where a ledger URL points, for an operator (no password, and not as a URL, which the log
+    formatter would mask): `SQLite /srv/herald.db` or `PostgreSQL db.internal:5432, database
+    herald, user herald`."""
+    parsed = make_url(async_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        return f"SQLite {sqlite_file(url) or parsed.database or ':memory:'}"
+    where = f"PostgreSQL {parsed.host or 'localhost'}:{parsed.port or 5432}"
+    if parsed.database:
+        where += f", database {parsed.database}"
+    return where + (f", user {parsed.username}" if parsed.username else "")
+
+
 def sqlite_sync_engine(url: str) -> Engine | None:
     """For a SQLite ledger, the synchronous engine its batches run on (`ledger.batcher`)."""
     resolved = make_url(async_url(url))

@@ -21,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.types import String
 
 from herald.clock import Clock, utc_now
+from herald.errors import LedgerUnreachable
 from herald.ledger.batcher import NORMAL, URGENT, GroupCommit, Observer, SyncBatches
-from herald.ledger.engine import create_engine, sqlite_file, sqlite_sync_engine
+from herald.ledger.engine import create_engine, ledger_where, sqlite_file, sqlite_sync_engine
 from herald.ledger.feedback import FeedbackOutcome, FeedbackReport, record_feedback
 from herald.ledger.health import LedgerHealth, LedgerUnavailable
 from herald.ledger.records import (
@@ -64,6 +65,17 @@ def _unavailable(error: Exception) -> Exception:
         unavailable.__cause__ = error
         return unavailable
     return error
+
+
+def _open_failure(error: Exception) -> str:
+    """The database's own words for a failed open (its first line; no statement, no URL)."""
+    cause: BaseException = getattr(error, "orig", None) or error
+    if isinstance(cause, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror.lower()
+    text = str(cause).strip().splitlines()
+    return text[0][:200] if text else type(cause).__name__
 
 
 def _timed_out() -> LedgerUnavailable:
@@ -188,9 +200,16 @@ class SqlLedger:
 
     @classmethod
     async def open(cls, url: str, clock: Clock = utc_now) -> SqlLedger:
+        """Connect and create or upgrade the schema; LedgerUnreachable names what failed."""
         ledger = cls(create_engine(url), clock)
-        await ledger.create_schema()
-        ledger.health.remember_file()
+        try:
+            await ledger.create_schema()
+            ledger.health.remember_file()
+        except (SQLAlchemyError, OSError) as exc:
+            await ledger.close()
+            raise LedgerUnreachable(
+                f"cannot open the ledger: {_open_failure(exc)}", ledger_where(url)
+            ) from exc
         return ledger
 
     async def create_schema(self) -> None:

@@ -283,7 +283,10 @@ class SmtpSender:
             return SmtpStartTlsNotOffered(
                 f"SMTP server {options.host}:{options.port} offers no STARTTLS but TLS is required"
             )
-        return TransientSendError(f"SMTP connection failed: {type(exc).__name__}")
+        # host:port in the message: the log line of an SMTP outage says which server is down
+        return TransientSendError(
+            f"SMTP connection to {options.host}:{options.port} failed: {type(exc).__name__}"
+        )
 
     async def close(self) -> None:
         while not self._idle.empty():

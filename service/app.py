@@ -210,7 +210,11 @@ class Service:
         )
         if self.public_app is not None:
             self.public_http = await start_http(
-                self.public_app, self.settings.public_http_host, self.settings.public_http_port or 0
+                self.public_app,
+                self.settings.public_http_host,
+                self.settings.public_http_port or 0,
+                "the public listener",
+                "HERALD_PUBLIC_HTTP_PORT",
             )
         self.bounce_listener = await bounce_listener_for(self.settings, self.ledger, self.metrics)
         await self.consumers.start()
@@ -304,6 +308,7 @@ async def build_service(settings: Settings, sender: Sender | None = None) -> Ser
             prefetch=settings.prefetch,
             requeue_base_seconds=settings.requeue_base_seconds,
             retry_delays_ms=settings.retry_delays_ms,
+            connect_attempts=settings.amqp_connect_attempts,
         ),
         handler=pipeline.handle,
         observer=metrics,
@@ -349,7 +354,13 @@ async def run_until_signalled(
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException:
+        # A start that fails half-way (broker unreachable, port in use) lets go of what it
+        # took; the error then ends the command (service/failures.py).
+        await service.stop()
+        raise
     announce(startup_summary(service, dev_sink), plain=plain_summary)
     try:
         await stop.wait()

@@ -25,6 +25,7 @@ from herald.faultpoints import crash_point
 from herald.feedback.ports import FeedbackLedger, FeedbackObserver
 from herald.feedback.reports import ReportRefused, read_report
 from herald.senders.return_path import LOCAL_PREFIX, ReturnPath
+from herald.service.failures import cannot_listen
 from herald.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -183,9 +184,15 @@ class BounceListener:
 
     async def start(self) -> int:
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
-            self._protocol, host=self._options.host, port=self._options.port
-        )
+        options = self._options
+        try:
+            self._server = await loop.create_server(
+                self._protocol, host=options.host, port=options.port
+            )
+        except (OSError, OverflowError) as exc:
+            raise cannot_listen(
+                "the bounce listener", options.host, options.port, exc, "HERALD_BOUNCE_SMTP_PORT"
+            ) from exc
         log.info("bounce listener started", extra={"bounce_smtp_port": self.port})
         return self.port
 

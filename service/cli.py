@@ -1,6 +1,11 @@
 """The `herald` command line (typer): run, topology (declare, definitions), dev-smtp, catalog,
 preview, gallery, schemas, reminders, publish-example, replay (dead letters), deliveries
-(support) and suppressions."""
+(support) and suppressions.
+
+An operator error of any command (a bad setting, the broker or ledger unreachable, a port in
+use, an unusable output folder) ends in one line and its exit code (`service/failures.py`),
+through the command group below rather than a handler per command.
+"""
 
 from __future__ import annotations
 
@@ -10,12 +15,14 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import aio_pika
 import typer
 import uvloop
+from aiosmtpd.controller import Controller
 from rich.console import Console
+from typer.core import TyperGroup
 
 from herald.consumers.connection import connect_with_retry
 from herald.consumers.topology import declare, definitions
@@ -23,7 +30,9 @@ from herald.errors import ConfigurationError
 from herald.ledger.schedules import ReminderListing
 from herald.schemas.examples import example_names
 from herald.service.cli_output import check_format, fail, iso, print_json, warn
-from herald.service.logs import configure_logging
+from herald.service.failures import cannot_listen, operator_error, report
+from herald.service.logs import configure_logging, plain_logging
+from herald.service.output_dir import ensure_output_dir
 from herald.service.replay_cli import deliveries_app, replay_app
 from herald.service.settings import load_settings
 from herald.service.suppressions_cli import suppressions_app
@@ -37,7 +46,25 @@ if TYPE_CHECKING:
     from herald.renderers.email import EmailRenderer
     from herald.renderers.environment import Templates
 
-app = typer.Typer(help="Herald, the notification service.", no_args_is_help=True)
+
+class HeraldCommands(TyperGroup):
+    """The `herald` group: whatever command fails on an operator error ends in one line (a JSON
+    record under `herald run`) and the error's exit code, never a traceback."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context (recent typer vendors click)
+        plain_logging()  # `herald run` replaces it with JSON lines
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            error = operator_error(exc)
+            if error is None:
+                raise  # a bug: its traceback is what a developer needs
+            raise typer.Exit(code=report(error)) from None
+
+
+app = typer.Typer(
+    help="Herald, the notification service.", no_args_is_help=True, cls=HeraldCommands
+)
 topology_app = typer.Typer(help="RabbitMQ topology.", no_args_is_help=True)
 app.add_typer(topology_app, name="topology")
 reminders_app = typer.Typer(help="Scheduled reminders.", no_args_is_help=True)
@@ -52,9 +79,41 @@ app.add_typer(suppressions_app, name="suppressions")
 console = Console(stderr=True)
 
 
-def _fail(message: str) -> None:
-    console.print(f"[bold red]herald:[/] {message}")
-    raise typer.Exit(code=2)
+def _print_version(value: bool) -> None:
+    if value:
+        from herald.service.app import herald_version
+
+        print(f"herald {herald_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _herald(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print `herald <version>` and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Herald, the notification service."""
+
+
+def _dev_smtp(outbox: Path, port: int, option: str) -> Controller:
+    """Start the development SMTP sink on 127.0.0.1:`port`; CannotListen names the address
+    and `option` when it cannot bind."""
+    host = "127.0.0.1"
+    if not 0 <= port <= 65535:
+        raise cannot_listen("the dev SMTP sink", host, port, OverflowError(port), option)
+    try:
+        return start_dev_smtp(outbox, host=host, port=port)
+    except OSError as exc:
+        if exc.filename is not None:  # the outbox, not the socket
+            raise
+        raise cannot_listen("the dev SMTP sink", host, port, exc, option) from exc
 
 
 @app.command()
@@ -71,10 +130,13 @@ def run(
     from herald.service.app import run_until_signalled
     from herald.service.startup import DevSink
 
+    # JSON lines on stderr from the start: a typo'd variable's warning, a bad setting and the
+    # error that stops the start are records too (HeraldCommands logs the last).
+    configure_logging("INFO")
     controller = None
     sink = None
     if dev_smtp:
-        controller = start_dev_smtp(outbox, port=dev_smtp_port)
+        controller = _dev_smtp(outbox, dev_smtp_port, "--dev-smtp-port")
         sink = DevSink("127.0.0.1", dev_smtp_port, outbox)
         os.environ["HERALD_SMTP_HOST"] = sink.host
         os.environ["HERALD_SMTP_PORT"] = str(dev_smtp_port)
@@ -85,8 +147,6 @@ def run(
         configure_logging(settings.log_level)
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # libuv's loop
             runner.run(run_until_signalled(settings, sink, plain_summary))
-    except ConfigurationError as exc:
-        _fail(str(exc))
     finally:
         if controller is not None:
             controller.stop()
@@ -99,7 +159,7 @@ def dev_smtp_command(
 ) -> None:
     """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml, its
     HTML part beside it, and OUTBOX/index.html listing them)."""
-    controller = start_dev_smtp(outbox, port=port)
+    controller = _dev_smtp(outbox, port, "--port")
     console.print(
         f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/; "
         f"open {outbox}/index.html to read them (Ctrl-C to stop)",
@@ -121,12 +181,7 @@ async def _forever() -> None:
 @topology_app.command("declare")
 def topology_declare() -> None:
     """Declare exchanges, queues, bindings, DLX and DLQ exactly as EVENTS.md section 2."""
-    try:
-        settings = load_settings()
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return
-    asyncio.run(_declare(settings.amqp_url))
+    asyncio.run(_declare(load_settings().amqp_url))
 
 
 @topology_app.command("definitions")
@@ -162,14 +217,11 @@ def publish_example(
     try:
         settings = load_settings()
         published = asyncio.run(publish_examples(settings.amqp_url, names, copies))
-    except ConfigurationError as exc:
-        _fail(str(exc))
-        return
     except aio_pika.exceptions.DeliveryError:
-        _fail("the broker could not route the event: run `herald topology declare` first")
+        fail("the broker could not route the event: run `herald topology declare` first")
         return
     except (OSError, aio_pika.exceptions.AMQPError) as exc:
-        _fail(f"could not publish to the broker: {type(exc).__name__}: {exc}")
+        fail(f"could not publish to the broker: {type(exc).__name__}: {exc}")
         return
     for item in published:
         print(f"published {item.event_type} {item.event_id}")
@@ -294,7 +346,7 @@ def preview_command(
     email = emails[0]
     message, text, html = email_parts(email)
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        ensure_output_dir(out)
         (out / "subject.txt").write_text(email.subject + "\n", "utf-8")
         (out / "body.txt").write_text(text, "utf-8")
         (out / "body.html").write_text(html, "utf-8")
@@ -332,6 +384,7 @@ def gallery_command(
     from herald.tools.gallery import build_gallery
     from herald.tools.preview import unknown_partner
 
+    ensure_output_dir(out_dir)
     try:
         catalog, templates, renderer, brand = _renderer(config)
         warning = unknown_partner(brand, partner)
@@ -357,6 +410,7 @@ def schemas_export(directory: Path) -> None:
     from herald.schemas.registry import EVENT_SCHEMAS
     from herald.service.app import herald_version
 
+    ensure_output_dir(directory)
     count = export(directory, EVENT_SCHEMAS, herald_version())
     console.print(f"wrote {count} event schemas and asyncapi.yaml to {directory}/")
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from herald.service.failures import cannot_listen
 from herald.service.metrics import Metrics
 
 
@@ -44,10 +45,22 @@ def build_app(
     return app
 
 
-async def start_http(app: web.Application, host: str, port: int) -> web.AppRunner:
+async def start_http(
+    app: web.Application,
+    host: str,
+    port: int,
+    listener: str = "metrics and probes",
+    setting: str = "HERALD_HTTP_PORT",
+) -> web.AppRunner:
+    """Serve `app` on host:port; CannotListen (naming `listener` and the `setting` of the port)
+    when it cannot bind: in use, or no such address here."""
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, host, port).start()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise cannot_listen(listener, host, port, exc, setting) from exc
     return runner
 
 

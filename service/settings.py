@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 from datetime import time
 from email.headerregistry import Address
@@ -30,6 +32,8 @@ from herald.feedback.sendgrid import load_verification_key
 from herald.renderers.branding import BrandConfig
 from herald.renderers.unsubscribe_tokens import UnsubscribeTokens, parse_keys
 from herald.senders.return_path import ReturnPath
+from herald.service.env_names import unknown_variables, warning_text
+from herald.service.logs import tell
 
 # What a public base URL may hold: it goes into the List-Unsubscribe header as it is.
 _URL_CHARACTERS = re.compile(r"^[A-Za-z0-9._~:/%-]+$")
@@ -37,6 +41,7 @@ _LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 _DOMAIN = re.compile(
     r"(?=.{1,253}\Z)([a-zA-Z0-9]([a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?\.)+[a-zA-Z]{2,63}"
 )
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class RemindersConfig(BaseModel):
@@ -105,6 +110,8 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="HERALD_", extra="ignore", frozen=True)
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # Tries of the first connection to the broker, 2 s apart, before `herald run` gives up.
+    amqp_connect_attempts: int = Field(default=30, ge=1, le=1000)
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None
@@ -149,6 +156,16 @@ class Settings(BaseSettings):
     retry_delays_ms: tuple[int, ...] = DEFAULT_RETRY_DELAYS_MS
     dedup_retention_days: int = Field(default=8, ge=7)
     log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level == "WARN":  # logging's alias
+            level = "WARNING"
+        if level not in LOG_LEVELS:
+            raise ValueError(f"unknown level {value!r}; one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @field_validator("smtp_from")
     @classmethod
@@ -257,10 +274,28 @@ class Settings(BaseSettings):
 
 
 def load_settings() -> Settings:
+    """The settings from the environment; a warning for each `HERALD_*` variable no setting
+    reads (a typo), once per process."""
+    _warn_unknown_variables()
     try:
         return Settings()
     except ValidationError as exc:
         raise ConfigurationError(_describe("environment (HERALD_*)", exc, env=True)) from None
+
+
+_warned: set[str] = set()
+
+
+def _warn_unknown_variables() -> None:
+    for name, suggestion in unknown_variables(os.environ, Settings.model_fields):
+        if name not in _warned:
+            _warned.add(name)
+            tell(
+                logging.WARNING,
+                warning_text(name, suggestion),
+                variable=name,
+                suggestion=suggestion,
+            )
 
 
 def load_config_file(path: Path | None) -> ConfigFile:

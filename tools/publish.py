@@ -17,6 +17,7 @@ from typing import Any
 
 import aio_pika
 
+from herald.consumers.connection import broker_unreachable
 from herald.consumers.topology import EVENTS_EXCHANGE
 from herald.errors import ConfigurationError
 from herald.schemas.examples import example_names, load_example
@@ -45,9 +46,12 @@ async def publish_examples(url: str, names: list[str], copies: int = 1) -> list[
             f"no example event {', '.join(unknown)}; `herald publish-example --list` shows them"
         )
     published: list[Published] = []
-    connection = await aio_pika.connect(
-        url, client_properties={"connection_name": "herald-publish"}
-    )
+    try:
+        connection = await aio_pika.connect(
+            url, client_properties={"connection_name": "herald-publish"}
+        )
+    except (aio_pika.exceptions.AMQPError, OSError) as exc:
+        raise broker_unreachable(url, exc) from exc
     async with connection:
         # on_return_raises: an unroutable mandatory message fails its publish instead of vanishing.
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
