@@ -294,6 +294,9 @@ def test_a_malformed_standard_secret_stops_herald_run_in_one_line(tmp_path: Path
         [HERALD, "run"], env=env, capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
     assert result.returncode == 2
-    assert [line for line in result.stderr.splitlines() if line.strip()] == [
-        "herald: HERALD_WEBHOOK_SECRET_BLUEPEAK_CATALOG: not base64 after whsec_"
-    ]
+    # `herald run` logs JSON lines: the error is one record, the secret's value is not in it
+    (line,) = [line for line in result.stderr.splitlines() if line.strip()]
+    record = json.loads(line)
+    assert record["message"] == "HERALD_WEBHOOK_SECRET_BLUEPEAK_CATALOG: not base64 after whsec_"
+    assert record["exit_code"] == 2
+    assert "not*base64" not in line
