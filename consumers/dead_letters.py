@@ -33,6 +33,7 @@ from aio_pika.abc import (
     AbstractQueue,
 )
 
+from herald.consumers.connection import broker_unreachable
 from herald.consumers.copies import ORIGINAL_ROUTING_KEY_HEADER
 from herald.consumers.queue_stats import rejection_time
 from herald.consumers.topology import (
@@ -224,9 +225,12 @@ class DeadLetterSession:
     _settled: set[int] = field(default_factory=set)
 
     async def __aenter__(self) -> DeadLetterSession:
-        self._connection = await aio_pika.connect(
-            self.url, client_properties={"connection_name": self.connection_name}
-        )
+        try:
+            self._connection = await aio_pika.connect(
+                self.url, client_properties={"connection_name": self.connection_name}
+            )
+        except (aio_pika.exceptions.AMQPError, OSError) as exc:
+            raise broker_unreachable(self.url, exc) from exc  # one line, exit 3
         self._channel = await self._connection.channel(
             publisher_confirms=True, on_return_raises=True
         )

@@ -90,7 +90,13 @@ def port_in_use() -> Iterator[int]:
 
 
 @pytest.mark.parametrize(
-    "command", [("topology", "declare"), ("publish-example", "orders.order.placed")]
+    "command",
+    [
+        ("topology", "declare"),
+        ("publish-example", "orders.order.placed"),
+        ("replay", "list"),
+        ("replay", "requeue", "--type", "orders.*"),
+    ],
 )
 def test_broker_unreachable_names_host_port_and_exits_3(
     tmp_path: Path, unused_tcp_port: int, command: tuple[str, ...]
