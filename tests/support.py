@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -244,3 +245,21 @@ async def record_sent(
     )
     await ledger.claim_many([delivery], timedelta(minutes=10))
     await ledger.settle([Settlement(key, "sent", reply)])
+
+
+HERALD_BINARY = str(Path(sys.executable).parent / "herald")
+
+
+async def herald_command(*args: str, **variables: str) -> tuple[int, str, str]:
+    """Run the installed `herald ARGS` with these environment variables added (HERALD_* and
+    COLUMNS, say), stdout and stderr piped; its exit code, stdout and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        HERALD_BINARY,
+        *args,
+        env={**os.environ, **variables},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()

@@ -25,7 +25,7 @@ from herald.consumers.topology import DEAD_LETTER_QUEUE
 from herald.ledger.store import SqlLedger
 from tests.integration.conftest import Broker
 from tests.integration.test_replay import HERALD, dead_letter_ids, event, herald_dead_letter
-from tests.support import record_sent
+from tests.support import herald_command, record_sent
 
 pytestmark = pytest.mark.integration
 ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
@@ -36,23 +36,13 @@ async def herald(
     amqp_url: str, database_url: str, *args: str, columns: int = 80
 ) -> tuple[int, str, str]:
     """Run `herald *args` with stdout and stderr piped, in a terminal `columns` wide."""
-    env = {
-        **os.environ,
-        "HERALD_AMQP_URL": amqp_url,
-        "HERALD_DATABASE_URL": database_url,
-        "HERALD_OPERATOR": "sre-test",
-        "COLUMNS": str(columns),
-    }
-    process = await asyncio.create_subprocess_exec(
-        HERALD,
+    return await herald_command(
         *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        HERALD_AMQP_URL=amqp_url,
+        HERALD_DATABASE_URL=database_url,
+        HERALD_OPERATOR="sre-test",
+        COLUMNS=str(columns),
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from herald.service.app import Service, build_service
 from herald.tools.replay import Filters, list_dead_letters, requeue
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
+from tests.support import herald_command
 
 pytestmark = pytest.mark.integration
 HERALD = str(Path(sys.executable).parent / "herald")
@@ -171,26 +172,16 @@ def broker_url(broker: Broker) -> str:
 async def cli(
     amqp_url: str, database_url: str, *args: str, check: bool = True
 ) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "HERALD_AMQP_URL": amqp_url,
-        "HERALD_DATABASE_URL": database_url,
-        "HERALD_OPERATOR": "sre-test",
-        "COLUMNS": "250",
-    }
-    process = await asyncio.create_subprocess_exec(
-        HERALD,
+    code, stdout, stderr = await herald_command(
         *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+        HERALD_AMQP_URL=amqp_url,
+        HERALD_DATABASE_URL=database_url,
+        HERALD_OPERATOR="sre-test",
+        COLUMNS="250",
     )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    code = process.returncode
-    assert code is not None
     if check:
-        assert code == 0, stderr.decode()[-2000:]
-    return code, stdout.decode(), stderr.decode()
+        assert code == 0, stderr[-2000:]
+    return code, stdout, stderr
 
 
 @pytest.fixture

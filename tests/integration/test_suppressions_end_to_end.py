@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -21,10 +19,10 @@ from herald.schemas.examples import load_example
 from herald.service.app import Service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric
+from tests.support import herald_command
 
 pytestmark = pytest.mark.integration
 
-HERALD = str(Path(sys.executable).parent / "herald")
 GONE = "sara.holm@operator.example"
 KEPT = "jonas@bluepeak.example"
 OUTCOMES = (
@@ -43,17 +41,7 @@ OUTCOMES = (
 
 
 async def herald_cli(database_url: str, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "HERALD_DATABASE_URL": database_url, "HERALD_OPERATOR": "sre-test"}
-    process = await asyncio.create_subprocess_exec(
-        HERALD,
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
-    assert process.returncode is not None
-    return process.returncode, stdout.decode(), stderr.decode()
+    return await herald_command(*args, HERALD_DATABASE_URL=database_url, HERALD_OPERATOR="sre-test")
 
 
 async def publish_and_settle(

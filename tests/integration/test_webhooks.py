@@ -21,7 +21,7 @@ from herald.senders.webhook import TransientWebhookError, WebhookSender, secret_
 from herald.service.app import build_service
 from tests.conftest import SmtpServer
 from tests.integration.conftest import Broker, metric, service_settings, wait_for_metric
-from tests.webhook_receiver import LoopbackClient
+from tests.webhook_receiver import LoopbackClient, subscriber_config
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-tests"
@@ -105,26 +105,15 @@ def test_secret_variable_name() -> None:
     assert secret_variable("bluepeak-catalog") == "HERALD_WEBHOOK_SECRET_BLUEPEAK_CATALOG"
 
 
-def _config(tmp_path: Path, url: str) -> Path:
-    path = tmp_path / "herald.yaml"
-    path.write_text(
-        "recipients:\n"
-        "  org-2210:\n"
-        "    catalog_changes:\n"
-        "      emails: [catalog@bluepeak.example]\n"
-        "      webhooks:\n"
-        f"        - url: {url.replace('http://', 'https://')}\n"
-        "          secret_name: bluepeak-catalog\n"
-    )
-    return path
-
-
 async def test_missing_secret_stops_the_start(
     amqp_url: str, smtp_server: SmtpServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv(secret_variable("bluepeak-catalog"), raising=False)
     settings = service_settings(
-        amqp_url, smtp_server, tmp_path, config=_config(tmp_path, "https://hooks.example/x")
+        amqp_url,
+        smtp_server,
+        tmp_path,
+        config=subscriber_config(tmp_path, "https://hooks.example/x"),
     )
     with pytest.raises(ConfigurationError, match="HERALD_WEBHOOK_SECRET_BLUEPEAK_CATALOG"):
         await build_service(settings)
@@ -141,7 +130,7 @@ async def test_catalog_change_reaches_email_and_webhook_once(
     # Given a partner subscribed to catalog changes by email and webhook
     monkeypatch.setenv(secret_variable("bluepeak-catalog"), SECRET)
     settings = service_settings(
-        amqp_url, smtp_server, tmp_path, config=_config(tmp_path, hook_server.url)
+        amqp_url, smtp_server, tmp_path, config=subscriber_config(tmp_path, hook_server.url)
     )
     herald = await build_service(settings)
     # The config demands https; the test server speaks http on loopback.
