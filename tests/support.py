@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from email import message_from_bytes, policy
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from prometheus_client.metrics_core import Metric
 
 from herald.catalog.plan import Planned, plan_event
 from herald.catalog.recipients import Directory
@@ -263,3 +265,19 @@ async def herald_command(*args: str, **variables: str) -> tuple[int, str, str]:
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode is not None
     return process.returncode, stdout.decode(), stderr.decode()
+
+
+def sample_names(families: Iterable[Metric]) -> set[str]:
+    """Every sample name these metric families export or can export (a counter's `_total`, a
+    histogram's `_bucket`, `_count` and `_sum`, an info's `_info`), labelled series or not."""
+    names: set[str] = set()
+    for family in families:
+        names.add(family.name)
+        if family.type == "counter":
+            names.add(f"{family.name}_total")
+        if family.type == "histogram":
+            names.update(f"{family.name}{suffix}" for suffix in ("_bucket", "_count", "_sum"))
+        if family.type == "info":
+            names.add(f"{family.name}_info")
+        names.update(sample.name for sample in family.samples)
+    return names

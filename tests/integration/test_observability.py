@@ -34,6 +34,7 @@ from tests.integration.conftest import (
     wait_for_metric,
 )
 from tests.integration.prometheus import Prometheus, prometheus_scraping
+from tests.support import sample_names
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -216,17 +217,7 @@ def _version() -> str:
 
 
 def _exported_names(exposition: str) -> set[str]:
-    names: set[str] = set()
-    for family in text_string_to_metric_families(exposition):
-        names.add(family.name)
-        if family.type == "counter":
-            names.add(f"{family.name}_total")
-        if family.type == "histogram":
-            names.update(f"{family.name}{suffix}" for suffix in ("_bucket", "_count", "_sum"))
-        if family.type == "info":
-            names.add(f"{family.name}_info")
-        names.update(sample.name for sample in family.samples)
-    return names
+    return sample_names(text_string_to_metric_families(exposition))
 
 
 METRIC_NAME = re.compile(r"\b(?:herald_[a-z0-9_]+|process_[a-z0-9_]+)\b")

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from herald.service.metrics import Metrics
+from tests.support import sample_names
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy/prometheus/alerts.yml"
@@ -166,17 +167,7 @@ METRIC_NAME = re.compile(r"\b(?:herald_[a-z0-9_]+|process_[a-z0-9_]+)\b")
 
 def exported_metric_names() -> set[str]:
     """Every sample name a fresh replica's registry exports, labelled series or not yet."""
-    names: set[str] = set()
-    for family in Metrics().registry.collect():
-        names.add(family.name)
-        if family.type == "counter":
-            names.add(f"{family.name}_total")
-        if family.type == "histogram":
-            names.update(f"{family.name}{suffix}" for suffix in ("_bucket", "_count", "_sum"))
-        if family.type == "info":
-            names.add(f"{family.name}_info")
-        names.update(sample.name for sample in family.samples)
-    return names
+    return sample_names(Metrics().registry.collect())
 
 
 @pytest.mark.parametrize(
