@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+from dataclasses import dataclass
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
@@ -61,13 +62,43 @@ def broker_unreachable(url: str, error: BaseException) -> BrokerUnreachable:
     return BrokerUnreachable(f"cannot connect to the broker: {_reason(error)}", broker_where(url))
 
 
-def broker_where(url: str) -> str:
-    """`127.0.0.1:5672, vhost /, user guest`: the broker a URL names, without its password
-    (and not as a URL, which the log formatter would mask)."""
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """The broker an AMQP URL names, as aiormq reads it, without the password."""
+
+    user: str
+    host: str
+    port: int
+    vhost: str
+    tls: bool
+
+    @property
+    def address(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def where(self) -> str:
+        """`127.0.0.1:5672, vhost /, user guest` (not as a URL, which the log formatter would
+        mask)."""
+        return f"{self.address}, vhost {self.vhost}, user {self.user}"
+
+
+def broker_address(url: str) -> BrokerAddress:
     parsed = URL(url)
-    port = parsed.port or (5671 if parsed.scheme == "amqps" else 5672)
-    vhost = parsed.path.strip("/") or "/"  # as aiormq reads it
-    return f"{parsed.host or 'localhost'}:{port}, vhost {vhost}, user {parsed.user or 'guest'}"
+    tls = parsed.scheme == "amqps"
+    path = parsed.path
+    # aiormq: the path without its leading slash, %2F read as a slash; "/" when empty
+    vhost = "/" if path in ("", "/") else path[1:].replace("%2F", "/")
+    return BrokerAddress(
+        user=parsed.user or "guest",
+        host=parsed.host or "localhost",
+        port=parsed.port or (5671 if tls else 5672),
+        vhost=vhost,
+        tls=tls,
+    )
+
+
+def broker_where(url: str) -> str:
+    return broker_address(url).where()
 
 
 def _vhost_refused(error: BaseException) -> bool:

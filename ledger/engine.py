@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from herald.errors import ConfigurationError
@@ -61,17 +62,59 @@ def sqlite_file(url: str) -> str | None:
     return os.path.abspath(database)
 
 
-def ledger_where(url: str) -> str:
-    """Where a ledger URL points, for an operator (no password, and not as a URL, which the log
-    formatter would mask): `SQLite /srv/herald.db` or `PostgreSQL db.internal:5432, database
-    herald, user herald`."""
+@dataclass(frozen=True, slots=True)
+class LedgerLocation:
+    """Where a ledger URL points, without its password: a SQLite file, or a PostgreSQL
+    server and database."""
+
+    kind: str  # "SQLite" or "PostgreSQL"
+    file: str = ""  # SQLite: the absolute path (or `:memory:`)
+    host: str = "localhost"
+    port: int = 5432
+    database: str | None = None
+    user: str | None = None
+
+    @property
+    def address(self) -> str:
+        """`/srv/herald.db`, or `db.internal:5432/herald`."""
+        if self.kind == "SQLite":
+            return self.file
+        return f"{self.host}:{self.port}/{self.database or ''}"
+
+    def where(self) -> str:
+        """For an operator (not as a URL, which the log formatter would mask): `SQLite
+        /srv/herald.db` or `PostgreSQL db.internal:5432, database herald, user herald`."""
+        if self.kind == "SQLite":
+            return f"SQLite {self.file}"
+        where = f"PostgreSQL {self.host}:{self.port}"
+        if self.database:
+            where += f", database {self.database}"
+        return where + (f", user {self.user}" if self.user else "")
+
+    def url(self) -> str:
+        """The URL without its password (`postgresql://herald@db.internal:5432/herald`)."""
+        if self.kind == "SQLite":
+            return f"sqlite:///{self.file}"
+        return URL.create(
+            "postgresql", self.user, None, self.host, self.port, self.database
+        ).render_as_string(hide_password=False)
+
+
+def ledger_location(url: str) -> LedgerLocation:
     parsed = make_url(async_url(url))
-    if parsed.get_backend_name() == "sqlite":
-        return f"SQLite {sqlite_file(url) or parsed.database or ':memory:'}"
-    where = f"PostgreSQL {parsed.host or 'localhost'}:{parsed.port or 5432}"
-    if parsed.database:
-        where += f", database {parsed.database}"
-    return where + (f", user {parsed.username}" if parsed.username else "")
+    if parsed.get_backend_name() == "sqlite":  # where the file is, however the URL names it
+        return LedgerLocation("SQLite", file=sqlite_file(url) or parsed.database or ":memory:")
+    return LedgerLocation(
+        "PostgreSQL",
+        host=parsed.host or "localhost",
+        port=parsed.port or 5432,
+        database=parsed.database,
+        user=parsed.username,
+    )
+
+
+def ledger_where(url: str) -> str:
+    return ledger_location(url).where()
 
 
 def sqlite_sync_engine(url: str) -> Engine | None:

@@ -13,18 +13,15 @@ import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
-from sqlalchemy.engine import URL, make_url
-
-from herald.ledger.engine import sqlite_file
+from herald.consumers.connection import BrokerAddress, broker_address
+from herald.ledger.engine import LedgerLocation, ledger_location
 from herald.service.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # The example `publish-example` sends in the summary's next step: one order, three emails.
 EXAMPLE_EVENT = "orders.order.placed"
-_AMQP_DEFAULT_PORTS = {"amqp": 5672, "amqps": 5671}
 _WILDCARD_HOSTS = ("0.0.0.0", "::", "")  # noqa: S104 (names the bind-all addresses, binds none)
 
 
@@ -38,31 +35,9 @@ class DevSink:
 
 
 @dataclass(frozen=True, slots=True)
-class Broker:
-    user: str | None
-    host: str
-    port: int
-    vhost: str
-    tls: bool
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-
-@dataclass(frozen=True, slots=True)
-class Ledger:
-    kind: str  # "SQLite" or "PostgreSQL"
-    where: str  # the file, or host:port/database
-    user: str | None = None
-    # The URL without its password (for the plain block; the JSON line has no URLs).
-    url: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class StartupSummary:
-    broker: Broker
-    ledger: Ledger
+    broker: BrokerAddress
+    ledger: LedgerLocation
     smtp: str  # host:port
     http_listen: str  # host:port the metrics and probes listener is bound to
     metrics_url: str  # how to reach it from this machine
@@ -78,7 +53,7 @@ class StartupSummary:
         fields: dict[str, object] = {
             "http_port": int(self.http_listen.rsplit(":", 1)[1]),
             "broker": f"{self.broker.address} vhost {self.broker.vhost}",
-            "ledger": f"{self.ledger.kind} {self.ledger.where}",
+            "ledger": f"{self.ledger.kind} {self.ledger.address}",
             "smtp": self.smtp,
             "metrics": _without_scheme(self.metrics_url),
             "publish_command": self.publish_command,
@@ -97,7 +72,7 @@ class StartupSummary:
             smtp += f" (dev sink writing to {self.dev_sink.outbox}/)"
         text = (
             f"herald started: broker {self.broker.address} vhost {self.broker.vhost}, "
-            f"ledger {self.ledger.kind} {self.ledger.where}, SMTP {smtp}, "
+            f"ledger {self.ledger.kind} {self.ledger.address}, SMTP {smtp}, "
             f"metrics on {_without_scheme(self.metrics_url)}"
         )
         if self.public_listen is not None:
@@ -109,15 +84,15 @@ class StartupSummary:
 
     def plain(self) -> str:
         """The block for a person: what Herald is connected to, then what to do next."""
-        user = f"{self.broker.user}@" if self.broker.user else ""
         scheme = "amqps" if self.broker.tls else "amqp"
         smtp = self.smtp
         if self.dev_sink is not None:
             smtp += f"  (dev sink writing to {self.dev_sink.outbox}/)"
-        ledger = self.ledger.url if self.ledger.kind == "PostgreSQL" else self.ledger.where
+        ledger = self.ledger.url() if self.ledger.kind == "PostgreSQL" else self.ledger.file
         lines = [
             "Herald is running.",
-            f"  broker   {scheme}://{user}{self.broker.address} (vhost {self.broker.vhost})",
+            f"  broker   {scheme}://{self.broker.user}@{self.broker.address} "
+            f"(vhost {self.broker.vhost})",
             f"  ledger   {self.ledger.kind} {ledger}",
             f"  SMTP     {smtp}",
             f"  metrics  {self.metrics_url}  (also /healthz, /readyz)",
@@ -134,29 +109,6 @@ class StartupSummary:
             lines.append(f"  read what was sent:  {outbox}/index.html (and {outbox}/*.eml)")
         lines.append("  stop:                Ctrl-C")
         return "\n".join(lines) + "\n"
-
-
-def broker_of(amqp_url: str) -> Broker:
-    parts = urlsplit(amqp_url)
-    scheme = parts.scheme.lower()
-    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-    return Broker(
-        user=unquote(parts.username) if parts.username else None,
-        host=parts.hostname or "localhost",
-        port=parts.port or _AMQP_DEFAULT_PORTS.get(scheme, 5672),
-        vhost=vhost,
-        tls=scheme == "amqps",
-    )
-
-
-def ledger_of(database_url: str) -> Ledger:
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite":  # where the file is, however the URL names it
-        return Ledger("SQLite", sqlite_file(database_url) or url.database or ":memory:")
-    where = f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
-    # URL.set(password=None) would keep the password: None there means "unchanged".
-    plain = URL.create(url.get_backend_name(), url.username, None, url.host, url.port, url.database)
-    return Ledger("PostgreSQL", where, url.username, plain.render_as_string(hide_password=False))
 
 
 def herald_command(argv0: str, cwd: Path) -> str:
@@ -188,8 +140,8 @@ def summarize(
     command = herald_command(argv0 or sys.argv[0], Path.cwd())
     default_broker = Settings.model_fields["amqp_url"].default
     return StartupSummary(
-        broker=broker_of(settings.amqp_url),
-        ledger=ledger_of(settings.database_url),
+        broker=broker_address(settings.amqp_url),
+        ledger=ledger_location(settings.database_url),
         smtp=f"{settings.smtp_host}:{settings.smtp_port}",
         http_listen=f"{_host(http_host)}:{http_port}",
         metrics_url=f"http://{_host(reachable)}:{http_port}/metrics",

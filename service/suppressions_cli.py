@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from herald.catalog.config import CATEGORIES
 from herald.errors import ConfigurationError
 from herald.ledger.health import LedgerUnavailable
-from herald.ledger.records import REASONS, Suppression
+from herald.ledger.records import REASONS
 from herald.ledger.store import SqlLedger
 from herald.ledger.suppressions import SuppressionList, normalise_address
 from herald.schemas.scalars import is_addr_spec
@@ -90,13 +90,6 @@ def _with_list(work: Callable[[SuppressionList], Coroutine[Any, Any, T]]) -> T:
         _fail(f"the ledger is unavailable: {type(exc).__name__}", code=1)
 
 
-def _json(entry: Suppression) -> dict[str, Any]:
-    return {
-        key: value.isoformat() if isinstance(value, datetime) else value
-        for key, value in asdict(entry).items()
-    }
-
-
 @suppressions_app.command("list")
 def list_command(
     address: Annotated[str | None, typer.Option("--address", help="Only this address.")] = None,
@@ -123,7 +116,7 @@ def list_command(
         _fail(f"--since: {exc.message}")
     entries = _with_list(lambda listing: listing.entries(wanted, wanted_reason, after))
     if output == "json":
-        print_json([_json(entry) for entry in entries])
+        print_json([asdict(entry) for entry in entries])  # times in ISO 8601 (print_json)
         return
     columns = (
         Column("address", whole=True),
