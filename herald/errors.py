@@ -23,6 +23,8 @@ This module imports nothing from Herald, so every stage can depend on it.
 
 from __future__ import annotations
 
+import errno
+
 
 class HeraldError(Exception):
     """Base of every error Herald raises on purpose."""
@@ -141,6 +143,20 @@ class CannotListen(OperatorError):
     """A server could not listen on its host:port (in use, not an address here, bad port)."""
 
     exit_code = 5
+
+    @classmethod
+    def on(
+        cls, listener: str, host: str, port: int, error: OSError | OverflowError, setting: str
+    ) -> CannotListen:
+        """A failed bind, e.g. `metrics and probes cannot listen: address already in use
+        (0.0.0.0:9464, HERALD_HTTP_PORT)`; `setting` is what sets the port."""
+        if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+            reason = "address already in use"
+        elif isinstance(error, OSError) and error.strerror:
+            reason = error.strerror.lower()
+        else:  # OverflowError: a port outside 0-65535
+            reason = "not a port (0-65535)"
+        return cls(f"{listener} cannot listen: {reason}", f"{host}:{port}, {setting}")
 
 
 class OutputPathUnusable(OperatorError):

@@ -20,12 +20,11 @@ from typing import Any, AnyStr
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
-from herald.errors import TransientError
+from herald.errors import CannotListen, TransientError
 from herald.faultpoints import crash_point
 from herald.feedback.ports import FeedbackLedger, FeedbackObserver
 from herald.feedback.reports import ReportRefused, read_report
 from herald.senders.return_path import LOCAL_PREFIX, ReturnPath
-from herald.service.failures import cannot_listen
 from herald.service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -190,7 +189,7 @@ class BounceListener:
                 self._protocol, host=options.host, port=options.port
             )
         except (OSError, OverflowError) as exc:
-            raise cannot_listen(
+            raise CannotListen.on(
                 "the bounce listener", options.host, options.port, exc, "HERALD_BOUNCE_SMTP_PORT"
             ) from exc
         log.info("bounce listener started", extra={"bounce_smtp_port": self.port})

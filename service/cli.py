@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 import aio_pika
 import typer
 import uvloop
-from aiosmtpd.controller import Controller
 from rich.console import Console
 from typer.core import TyperGroup
 
@@ -30,7 +29,7 @@ from herald.errors import ConfigurationError
 from herald.ledger.schedules import ReminderListing
 from herald.schemas.examples import example_names
 from herald.service.cli_output import check_format, fail, iso, print_json, warn
-from herald.service.failures import cannot_listen, operator_error, report
+from herald.service.failures import operator_error, report
 from herald.service.logs import configure_logging, plain_logging
 from herald.service.output_dir import ensure_output_dir
 from herald.service.replay_cli import deliveries_app, replay_app
@@ -102,20 +101,6 @@ def _herald(
     """Herald, the notification service."""
 
 
-def _dev_smtp(outbox: Path, port: int, option: str) -> Controller:
-    """Start the development SMTP sink on 127.0.0.1:`port`; CannotListen names the address
-    and `option` when it cannot bind."""
-    host = "127.0.0.1"
-    if not 0 <= port <= 65535:
-        raise cannot_listen("the dev SMTP sink", host, port, OverflowError(port), option)
-    try:
-        return start_dev_smtp(outbox, host=host, port=port)
-    except OSError as exc:
-        if exc.filename is not None:  # the outbox, not the socket
-            raise
-        raise cannot_listen("the dev SMTP sink", host, port, exc, option) from exc
-
-
 @app.command()
 def run(
     dev_smtp: Annotated[
@@ -136,7 +121,7 @@ def run(
     controller = None
     sink = None
     if dev_smtp:
-        controller = _dev_smtp(outbox, dev_smtp_port, "--dev-smtp-port")
+        controller = start_dev_smtp(outbox, port=dev_smtp_port, option="--dev-smtp-port")
         sink = DevSink("127.0.0.1", dev_smtp_port, outbox)
         os.environ["HERALD_SMTP_HOST"] = sink.host
         os.environ["HERALD_SMTP_PORT"] = str(dev_smtp_port)
@@ -159,7 +144,7 @@ def dev_smtp_command(
 ) -> None:
     """Run only the development SMTP sink (writes each accepted message to OUTBOX/*.eml, its
     HTML part beside it, and OUTBOX/index.html listing them)."""
-    controller = _dev_smtp(outbox, port, "--port")
+    controller = start_dev_smtp(outbox, port=port)
     console.print(
         f"dev SMTP sink on 127.0.0.1:{port}, writing to {outbox}/; "
         f"open {outbox}/index.html to read them (Ctrl-C to stop)",

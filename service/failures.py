@@ -16,10 +16,9 @@ what reaches it to `operator_error` and `report`. Anything else is a bug and kee
 
 from __future__ import annotations
 
-import errno
 import logging
 
-from herald.errors import CannotListen, ConfigurationError, OperatorError, OutputPathUnusable
+from herald.errors import ConfigurationError, OperatorError, OutputPathUnusable
 from herald.service.logs import tell
 
 
@@ -42,17 +41,3 @@ def report(error: ConfigurationError | OperatorError) -> int:
         fields.update(what=error.what, where=error.where)
     tell(logging.CRITICAL, str(error), **fields)
     return error.exit_code
-
-
-def cannot_listen(
-    listener: str, host: str, port: int, error: OSError | OverflowError, setting: str
-) -> CannotListen:
-    """A failed bind as Herald's error, e.g. `metrics and probes cannot listen: address already
-    in use (0.0.0.0:9464, HERALD_HTTP_PORT)`; `setting` is what sets the port."""
-    if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
-        reason = "address already in use"
-    elif isinstance(error, OSError) and error.strerror:
-        reason = error.strerror.lower()
-    else:  # OverflowError: a port outside 0-65535
-        reason = "not a port (0-65535)"
-    return CannotListen(f"{listener} cannot listen: {reason}", f"{host}:{port}, {setting}")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from herald.service.failures import cannot_listen
+from herald.errors import CannotListen
 from herald.service.metrics import Metrics
 
 
@@ -60,7 +60,7 @@ async def start_http(
         await web.TCPSite(runner, host, port).start()
     except OSError as exc:
         await runner.cleanup()
-        raise cannot_listen(listener, host, port, exc, setting) from exc
+        raise CannotListen.on(listener, host, port, exc, setting) from exc
     return runner
 
 

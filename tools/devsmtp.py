@@ -13,6 +13,7 @@ from typing import Any
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
 
+from herald.errors import CannotListen
 from herald.tools.outbox import Outbox
 
 
@@ -27,7 +28,17 @@ class OutboxHandler:
         return "250 OK stored"
 
 
-def start_dev_smtp(outbox: Path, host: str = "127.0.0.1", port: int = 8025) -> Controller:
-    controller = Controller(OutboxHandler(outbox), hostname=host, port=port)
-    controller.start()
+def start_dev_smtp(
+    outbox: Path, host: str = "127.0.0.1", port: int = 8025, option: str = "--port"
+) -> Controller:
+    """Start the sink on host:`port`; CannotListen names the address and the `option` that
+    set the port when it cannot bind."""
+    if not 0 <= port <= 65535:
+        raise CannotListen.on("the dev SMTP sink", host, port, OverflowError(port), option)
+    handler = OutboxHandler(outbox)  # an unusable outbox fails here, naming its path
+    controller = Controller(handler, hostname=host, port=port)
+    try:
+        controller.start()
+    except OSError as exc:
+        raise CannotListen.on("the dev SMTP sink", host, port, exc, option) from exc
     return controller
